@@ -1,0 +1,1 @@
+"""Collectors' stream processing: operators, workflows, routing, Faust agents, delivery and services."""

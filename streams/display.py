@@ -1,0 +1,31 @@
+"""Tables for people: funnels of collectors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from streams import ledger as outcome
+
+
+def funnel_table(collectors: Mapping[str, Mapping[str, int]], *, delivered_label: str = "posted") -> str:
+    """One row per collector: seen, each filter, queued, delivered and the other outcomes."""
+    filters = sorted({k for counts in collectors.values() for k in counts if k.startswith(outcome.FILTERED_PREFIX)})
+    extra = [k for k in (outcome.DUPLICATE, outcome.DEAD_LETTERED, outcome.DROPPED, outcome.PAUSED)
+             if any(counts.get(k) for counts in collectors.values())]  # fmt: skip
+    columns = [outcome.SEEN, *filters, outcome.QUEUED, outcome.POSTED, *extra]
+    headers = ["collector"] + [_header(c, delivered_label) for c in columns]
+    rows = [[cid] + [str(counts.get(c, 0)) for c in columns] for cid, counts in sorted(collectors.items())]
+    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
+    lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True)))
+             for row in [headers, *rows]]  # fmt: skip
+    return "\n".join(lines)
+
+
+def _header(column: str, delivered_label: str) -> str:
+    if column == outcome.POSTED:
+        return delivered_label
+    if column == "out:" + "random_sample":
+        return "sampled out"
+    if column.startswith(outcome.FILTERED_PREFIX):
+        return "out " + column.removeprefix(outcome.FILTERED_PREFIX)
+    return column.replace("_", " ")

@@ -1,0 +1,55 @@
+"""What every operator shares: the candidate it judges, and how an operator is declared."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+Stage = Literal["pre", "post"]
+
+
+@dataclass(slots=True)
+class Candidate:
+    """One decoded event as one collector's workflow sees it.
+
+    ``event`` is shared by all collectors and never modified; ``concepts`` and ``regions`` start as
+    the model's output and may be narrowed by nodes (later nodes see the narrowed set).
+    """
+
+    collector_id: str
+    event: dict[str, Any]
+    concepts: list[dict[str, Any]] = field(default_factory=list)
+    regions: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, collector_id: str, event: dict[str, Any]) -> Candidate:
+        """A candidate holding the model's output concepts and regions as the event has them."""
+        data = event["output"].get("data") or {}
+        return cls(collector_id, event, data.get("concepts") or [], data.get("regions") or [])
+
+    @property
+    def event_id(self) -> str:
+        return str(self.event["id"])
+
+    @property
+    def input_data(self) -> dict[str, Any]:
+        """The original input's data (image or text, metadata)."""
+        data: dict[str, Any] = self.event["output"]["input"]["data"]
+        return data
+
+
+Decision = Callable[[Candidate], bool]
+"""A built operator: passes (True) or stops (False) a candidate; it may narrow its concepts."""
+
+
+@dataclass(frozen=True, slots=True)
+class Operator:
+    """An operator's declaration: its name, the stage it runs in, its parameters, and its builder."""
+
+    name: str
+    stages: tuple[Stage, ...]
+    params: type[BaseModel]
+    build: Callable[[Any], Decision]

@@ -1,0 +1,89 @@
+"""Collectors compiled for the hot path, indexed by the model they watch (no scan over all collectors)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from schemas.collectors import Collector, CollectorsDocument
+from streams.workflows import Step, Steps, compile_nodes, random_sample_step
+
+ModelKey = tuple[str, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledCollector:
+    """A collector ready to run: its pre-queue and post-queue steps compiled, its key resolved."""
+
+    spec: Collector
+    key: str
+    pre_queue: Steps
+    post_queue: Steps
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def active(self) -> bool:
+        return self.spec.status == "active"
+
+    def watches(self, version_id: str | None, caller_id: str | None) -> bool:
+        """Whether an event of the indexed model, with this version and caller, is this collector's."""
+        source = self.spec.source
+        if source.model_version_id is not None and source.model_version_id != version_id:
+            return False
+        return source.caller_user_id is None or source.caller_user_id == caller_id
+
+
+def compile_collector(collector: Collector, workflows: Mapping[str, Any], key: str) -> CompiledCollector:
+    """Compile a collector's steps; raise ``WorkflowError`` naming what is wrong."""
+    pre: list[Step] = []
+    if collector.pre_queue_random_sample is not None:
+        pre.append(random_sample_step(collector.pre_queue_random_sample))
+    if collector.pre_queue_workflow_id is not None:
+        workflow = workflows[collector.pre_queue_workflow_id]
+        pre.extend(compile_nodes(workflow.nodes, stage="pre", collector_id=collector.id, workflow_id=workflow.id))
+    post: tuple[Step, ...] = ()
+    if collector.post_queue_workflow_id is not None:
+        workflow = workflows[collector.post_queue_workflow_id]
+        post = compile_nodes(workflow.nodes, stage="post", collector_id=collector.id, workflow_id=workflow.id)
+    return CompiledCollector(spec=collector, key=key, pre_queue=Steps(tuple(pre)), post_queue=Steps(post))
+
+
+class CollectorIndex:
+    """Collectors by the (user, app, model) they watch; a lookup costs one dict access."""
+
+    def __init__(self, collectors: Iterable[CompiledCollector] = ()) -> None:
+        self._by_id: dict[str, CompiledCollector] = {}
+        self._by_model: dict[ModelKey, list[CompiledCollector]] = defaultdict(list)
+        for collector in collectors:
+            self._by_id[collector.id] = collector
+            self._by_model[collector.spec.source.model_key].append(collector)
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __iter__(self) -> Any:
+        return iter(self._by_id.values())
+
+    def get(self, collector_id: str) -> CompiledCollector | None:
+        return self._by_id.get(collector_id)
+
+    def matching(self, event: dict[str, Any]) -> list[CompiledCollector]:
+        """The collectors watching this event's model, version and caller."""
+        model = event["output"]["model"]
+        candidates = self._by_model.get((model["user_id"], model["app_id"], model["id"]))
+        if not candidates:
+            return []
+        version = (model.get("model_version") or {}).get("id")
+        caller = (event.get("caller") or {}).get("user_id")
+        return [c for c in candidates if c.watches(version, caller)]
+
+
+def build_index(document: CollectorsDocument, keys: Mapping[str, str]) -> CollectorIndex:
+    """Compile every collector of a document, with keys resolved by collector id."""
+    workflows = {workflow.id: workflow for workflow in document.workflows}
+    return CollectorIndex(compile_collector(c, workflows, keys[c.id]) for c in document.collectors)

@@ -1,0 +1,36 @@
+"""Worker settings: keyword-only, explicit defaults, read from ``COLLECTORS_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.inputs_api import MAX_INPUTS_PER_REQUEST
+
+
+class WorkerSettings(BaseSettings):
+    """Everything a worker needs; each field is also ``COLLECTORS_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="COLLECTORS_", extra="forbid")
+
+    app_id: str = Field(default="collectors", description="Faust app id: the consumer group of all workers.")
+    broker: str = Field(default="kafka://127.0.0.1:9092", description="Kafka bootstrap, as kafka://host:port.")
+    config: Path | None = Field(default=None, description="Collectors configuration file (YAML or JSON).")
+    predictions_topic: str = "predictions"
+    queue_topic: str = "collectors-queue"
+    dead_letter_topic: str = "collectors-dead-letters"
+    partitions: int = Field(default=4, ge=1, description="Partitions of the topics the worker creates.")
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    data_dir: Path = Path(".collectors/worker")
+    select_batch_size: int = Field(default=1000, ge=1)
+    select_batch_within_s: float = Field(default=0.05, gt=0)
+    post_batch_size: int = Field(default=MAX_INPUTS_PER_REQUEST, ge=1, le=MAX_INPUTS_PER_REQUEST)
+    post_batch_within_s: float = Field(default=0.2, gt=0)
+    max_event_bytes: int = Field(default=1_048_576, ge=1024)
+    max_event_depth: int = Field(default=32, ge=4)
+    http_timeout_s: float = Field(default=10.0, gt=0)
+    retry_max_backoff_s: float = Field(default=30.0, gt=0)
+    log_level: str = "warning"
