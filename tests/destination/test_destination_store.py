@@ -1,0 +1,118 @@
+"""The SQLite store: hashed keys, key checks, idempotent bootstrap, batch inserts."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from streams.destination.store import (
+    AlreadyExistsError,
+    InsertOutcome,
+    InvalidArgumentError,
+    NotFoundError,
+    Store,
+    redact_key,
+)
+
+
+def test_keys_are_stored_hashed(tmp_path: Path) -> None:
+    with Store(tmp_path / "sub" / "dest.db") as store:
+        store.bootstrap("alice", "photos", "demo-key-0123456789", ["PostInputs"])
+        _, clear = store.create_key("alice", "photos", ["All"])
+        assert store.authenticate(clear) is not None
+    files = list(tmp_path.rglob("*"))
+    content = b"".join(path.read_bytes() for path in files if path.is_file())
+    for key in (clear, "demo-key-0123456789"):
+        assert key.encode() not in content
+        assert hashlib.sha256(key.encode()).hexdigest().encode() in content
+    with Store(tmp_path / "sub" / "dest.db") as reopened:
+        record = reopened.authenticate(clear)
+        assert record is not None and record.scopes == frozenset({"All"})
+
+
+def test_key_records_and_access_checks(store: Store) -> None:
+    key_id, clear = store.create_key("alice", "photos", ["PostInputs"])
+    record = store.authenticate(clear)
+    assert record is not None and record.key_id == key_id
+    assert store.get_key_info(key_id) == record
+    assert record.access_problem("alice", "photos", "PostInputs") is None
+    assert "lacks the ListInputs scope" in (record.access_problem("alice", "photos", "ListInputs") or "")
+    assert "not to app bob/other" in (record.access_problem("bob", "other", "PostInputs") or "")
+    store.revoke_key(key_id)
+    assert store.authenticate(clear) is None
+    revoked = store.find_key(clear)
+    assert revoked is not None and revoked.revoked
+    assert "revoked" in (revoked.access_problem("alice", "photos", "PostInputs") or "")
+    assert store.authenticate("no-such-key-at-all") is None
+    assert store.get_key_info("nope") is None
+    with pytest.raises(NotFoundError, match="key list"):
+        store.revoke_key("nope")
+
+
+def test_all_scope_grants_everything(store: Store) -> None:
+    _, clear = store.create_key("alice", None, ["All"])
+    record = store.authenticate(clear)
+    assert record is not None
+    assert record.has_scope("PostInputs") and record.has_scope("ListInputs")
+    assert record.covers_app("alice", "anything") and not record.covers_app("bob", "other")
+
+
+def test_create_refusals_say_what_to_do(store: Store) -> None:
+    with pytest.raises(AlreadyExistsError):
+        store.create_user("alice")
+    with pytest.raises(AlreadyExistsError):
+        store.create_app("alice", "photos")
+    with pytest.raises(NotFoundError, match="user create carol"):
+        store.create_app("carol", "x")
+    with pytest.raises(NotFoundError, match="app create alice nope"):
+        store.create_key("alice", "nope", ["PostInputs"])
+    with pytest.raises(InvalidArgumentError, match="known scopes"):
+        store.create_key("alice", "photos", ["PostInput"])
+    with pytest.raises(InvalidArgumentError, match="at least one scope"):
+        store.create_key("alice", "photos", [])
+    with pytest.raises(InvalidArgumentError, match="12-256"):
+        store.create_key("alice", "photos", ["All"], "short")
+    with pytest.raises(InvalidArgumentError, match="invalid user id"):
+        store.create_user("bad/id")
+
+
+def test_bootstrap_is_idempotent(store: Store) -> None:
+    first = store.bootstrap("carol", "demo", "carol-demo-key-1", ["PostInputs", "ListInputs"])
+    again = store.bootstrap("carol", "demo", "carol-demo-key-1", ["ListInputs", "PostInputs"])
+    assert first == again
+    assert len(store.list_keys("carol")) == 1
+    with pytest.raises(InvalidArgumentError, match="another owner, app or scopes"):
+        store.bootstrap("carol", "demo", "carol-demo-key-1", ["All"])
+    store.revoke_key(first.key_id)
+    with pytest.raises(InvalidArgumentError, match="revoked"):
+        store.bootstrap("carol", "demo", "carol-demo-key-1", ["PostInputs", "ListInputs"])
+
+
+def test_insert_inputs_reports_duplicates(store: Store) -> None:
+    outcomes = store.insert_inputs("alice", "photos", [("a", {"n": 1}), ("b", {"n": 2}), ("a", {"n": 3})])
+    assert outcomes == [InsertOutcome.INSERTED, InsertOutcome.INSERTED, InsertOutcome.DUPLICATE]
+    assert store.insert_inputs("alice", "photos", [("b", {}), ("c", {})]) == [
+        InsertOutcome.DUPLICATE,
+        InsertOutcome.INSERTED,
+    ]
+    assert store.insert_inputs("bob", "other", [("a", {})]) == [InsertOutcome.INSERTED]
+    assert store.count_inputs("alice", "photos") == 3
+    assert [(i.input_id, i.data) for i in store.list_inputs("alice", "photos")] == [
+        ("a", {"n": 1}),
+        ("b", {"n": 2}),
+        ("c", {}),
+    ]
+    assert [i.input_id for i in store.list_inputs("alice", "photos", page=2, per_page=2)] == ["c"]
+
+
+def test_insert_into_unknown_app_stores_nothing(store: Store) -> None:
+    with pytest.raises(Exception, match="FOREIGN KEY"):
+        store.insert_inputs("alice", "ghost", [("a", {})])
+    assert store.count_inputs("alice", "ghost") == 0
+
+
+def test_redact_key() -> None:
+    assert redact_key("abcdef0123456789") == "abcd…"
+    assert redact_key("abc") == "…"
