@@ -122,3 +122,26 @@ def schema_command(out: Path | None) -> None:
     for name, document in documents.items():
         (out / name).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         click.echo(f"wrote {out / name}")
+
+
+@main.command()
+@click.option("--kafka-port", default=9092, show_default=True, envvar="COLLECTORS_KAFKA_PORT")
+@click.option("--workdir", default=".collectors/demo", show_default=True, type=click.Path(path_type=Path))
+def demo(kafka_port: int, workdir: Path) -> None:
+    """Run everything locally: Kafka, the reference destination, a worker, the bundled sample predictions."""
+    from streams.demo import run_demo
+
+    posted = run_demo(kafka_port=kafka_port, workdir=workdir)
+    if posted <= 0:
+        _fail("the destination received no inputs; see the logs under " + str(workdir))
+
+
+def _register_groups() -> None:
+    from streams.destination.commands import destination
+    from streams.localkafka.commands import kafka
+
+    main.add_command(kafka)
+    main.add_command(destination)
+
+
+_register_groups()

@@ -9,10 +9,12 @@ from streams import ledger as outcome
 
 def funnel_table(collectors: Mapping[str, Mapping[str, int]], *, delivered_label: str = "posted") -> str:
     """One row per collector: seen, each filter, queued, delivered and the other outcomes."""
-    filters = sorted({k for counts in collectors.values() for k in counts if k.startswith(outcome.FILTERED_PREFIX)})
-    extra = [k for k in (outcome.DUPLICATE, outcome.DEAD_LETTERED, outcome.DROPPED, outcome.PAUSED)
+    keys = {k for counts in collectors.values() for k in counts}
+    pre = sorted(k for k in keys if k.startswith(outcome.FILTERED_PREFIX))
+    post = sorted(k for k in keys if k.startswith(outcome.POST_FILTERED_PREFIX))
+    extra = [k for k in (outcome.DUPLICATE, outcome.DEAD_LETTERED, outcome.DROPPED, outcome.PAUSED, outcome.OPERATOR_ERRORS)
              if any(counts.get(k) for counts in collectors.values())]  # fmt: skip
-    columns = [outcome.SEEN, *filters, outcome.QUEUED, outcome.POSTED, *extra]
+    columns = [outcome.SEEN, *pre, outcome.QUEUED, *post, outcome.POSTED, *extra]
     headers = ["collector"] + [_header(c, delivered_label) for c in columns]
     rows = [[cid] + [str(counts.get(c, 0)) for c in columns] for cid, counts in sorted(collectors.items())]
     widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
@@ -28,4 +30,6 @@ def _header(column: str, delivered_label: str) -> str:
         return "sampled out"
     if column.startswith(outcome.FILTERED_PREFIX):
         return "out " + column.removeprefix(outcome.FILTERED_PREFIX)
+    if column.startswith(outcome.POST_FILTERED_PREFIX):
+        return "post-queue out " + column.removeprefix(outcome.POST_FILTERED_PREFIX)
     return column.replace("_", " ")

@@ -12,7 +12,9 @@ POSTED = "posted"
 DUPLICATE = "duplicate"
 DEAD_LETTERED = "dead_lettered"
 DROPPED = "dropped"
+OPERATOR_ERRORS = "operator_errors"
 FILTERED_PREFIX = "out:"
+POST_FILTERED_PREFIX = "post_out:"
 
 EVENTS = "events"
 DECODED = "decoded"
@@ -30,8 +32,18 @@ class Ledger:
     def count(self, collector_id: str, outcome: str, n: int = 1) -> None:
         self.collectors[collector_id][outcome] += n
 
-    def filtered(self, collector_id: str, label: str) -> None:
-        self.collectors[collector_id][FILTERED_PREFIX + label] += 1
+    def filtered(self, collector_id: str, label: str, *, post_queue: bool = False) -> None:
+        """Count an event stopped by the step ``label`` (of the pre-queue or the post-queue workflow)."""
+        self.collectors[collector_id][(POST_FILTERED_PREFIX if post_queue else FILTERED_PREFIX) + label] += 1
+
+    def pending(self) -> int:
+        """Inputs queued whose outcome (posted, duplicate, dead-lettered, dropped, filtered) is not known yet."""
+        waiting = 0
+        for counts in self.collectors.values():
+            done = sum(counts[k] for k in (POSTED, DUPLICATE, DEAD_LETTERED, DROPPED))
+            done += sum(n for k, n in counts.items() if k.startswith(POST_FILTERED_PREFIX))
+            waiting += counts[QUEUED] - done
+        return waiting
 
     def snapshot(self) -> dict[str, Any]:
         """A JSON-ready copy: ``{"events": {...}, "collectors": {id: {outcome: n}}}``."""
@@ -39,11 +51,3 @@ class Ledger:
             "events": dict(self.events),
             "collectors": {cid: dict(counts) for cid, counts in sorted(self.collectors.items())},
         }
-
-
-def funnel_rows(funnel: dict[str, int]) -> list[tuple[str, int]]:
-    """A collector's funnel in reading order: seen, each filter, queued, then delivery outcomes."""
-    order = [SEEN, PAUSED]
-    filters = sorted(k for k in funnel if k.startswith(FILTERED_PREFIX))
-    order += filters + [QUEUED, POSTED, DUPLICATE, DEAD_LETTERED, DROPPED]
-    return [(name, funnel.get(name, 0)) for name in order if name in funnel or name in (SEEN, QUEUED, POSTED)]

@@ -46,7 +46,7 @@ def select(
         try:
             stopped_by = collector.pre_queue.run(candidate)
         except Exception as exc:  # an operator bug must not stop the worker: dead-letter the event
-            ledger.count(cid, outcome.DEAD_LETTERED)
+            ledger.count(cid, outcome.OPERATOR_ERRORS)
             rejected.append(Rejection(cid, "operator_error", f"{type(exc).__name__}: {exc}"))
             continue
         if stopped_by is not None:
@@ -95,6 +95,6 @@ def post_queue_passes(collector: CompiledCollector, record: dict[str, Any], ledg
     candidate = Candidate.of(collector.id, record["original"])
     stopped_by = collector.post_queue.run(candidate)
     if stopped_by is not None:
-        ledger.filtered(collector.id, stopped_by)
+        ledger.filtered(collector.id, stopped_by, post_queue=True)
         return False
     return True

@@ -19,6 +19,7 @@ def register_views(app: faust.App, runtime: Runtime) -> None:
             snapshot: dict[str, Any] = runtime.ledger.snapshot()
             snapshot["last_errors"] = dict(runtime.last_errors)
             snapshot["collectors_loaded"] = len(runtime.index)
+            snapshot["pending"] = runtime.ledger.pending()
             snapshot["poster"] = {"requests": runtime.poster.requests, "retries": runtime.poster.retries}
             return self.json(snapshot)
 
