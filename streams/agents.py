@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from typing import Any
+from typing import Any, cast
 
 import faust
 import orjson
@@ -34,15 +34,16 @@ def register_agents(app: faust.App, runtime: Runtime, topics: dict[str, faust.To
     @app.agent(topics["predictions"], name="collectors.select")
     async def select_agent(stream: faust.StreamT[bytes]) -> None:
         """Decode each event once, run the matching collectors' pre-queue steps, queue the survivors."""
-        async for events in stream.take_events(settings.select_batch_size, within=settings.select_batch_within_s):
+        batches = cast(faust.Stream[bytes], stream).take_events(
+            settings.select_batch_size, within=settings.select_batch_within_s
+        )
+        async for events in batches:
             for event in events:
                 message = event.message
-                raw: bytes = message.value
+                raw: bytes = message.value or b""
                 ledger.events[outcome.EVENTS] += 1
                 try:
-                    decoded = decode_event(
-                        raw, max_bytes=settings.max_event_bytes, max_depth=settings.max_event_depth
-                    )
+                    decoded = decode_event(raw, max_bytes=settings.max_event_bytes, max_depth=settings.max_event_depth)
                 except DecodeError as exc:
                     ledger.events[outcome.INVALID] += 1
                     await dead_letter(
@@ -80,22 +81,29 @@ def register_agents(app: faust.App, runtime: Runtime, topics: dict[str, faust.To
     @app.agent(topics["queue"], name="collectors.post")
     async def post_agent(stream: faust.StreamT[bytes]) -> None:
         """Post queued inputs in batches of at most 128 per collector; the offsets advance only after."""
-        async for events in stream.take_events(settings.post_batch_size, within=settings.post_batch_within_s):
+        batches = cast(faust.Stream[bytes], stream).take_events(
+            settings.post_batch_size, within=settings.post_batch_within_s
+        )
+        async for events in batches:
             by_collector: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for event in events:
-                record = orjson.loads(event.message.value)
+                record = orjson.loads(event.message.value or b"{}")
                 by_collector[record["collector_id"]].append(record)
             for collector_id, records in by_collector.items():
                 collector = runtime.index.get(collector_id)
                 if collector is None:
                     ledger.count(collector_id, outcome.DROPPED, len(records))
                     continue
-                survivors = [r for r in records if post_queue_passes(collector, r, ledger)]
+                survivors = [r for r in records if await post_queue_passes(collector, r, ledger)]
                 for start in range(0, len(survivors), MAX_INPUTS_PER_REQUEST):
-                    await _post_batch(runtime, collector, survivors[start : start + MAX_INPUTS_PER_REQUEST], dead_letter)
+                    await _post_batch(
+                        runtime, collector, survivors[start : start + MAX_INPUTS_PER_REQUEST], dead_letter
+                    )
 
 
-async def _post_batch(runtime: Runtime, collector: CompiledCollector, records: list[dict[str, Any]], dead_letter: Any) -> None:
+async def _post_batch(
+    runtime: Runtime, collector: CompiledCollector, records: list[dict[str, Any]], dead_letter: Any
+) -> None:
     ledger = runtime.ledger
     destination = collector.spec.destination
     by_id = {r["input"]["id"]: r for r in records}

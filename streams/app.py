@@ -43,9 +43,14 @@ def create_app(settings: WorkerSettings, index: CollectorIndex) -> tuple[faust.A
     register_agents(app, runtime, topics)
     register_views(app, runtime)
 
-    @app.task(on_leader=False)
+    @app.task(on_leader=False)  # type: ignore[untyped-decorator]
     async def declare_dead_letter_topic() -> None:
         """Create the dead-letter topic up front, so kcat and `collectors dlq` find it before the first failure."""
         await topics["dead_letters"].maybe_declare()
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def close_poster(app: faust.App, **kwargs: object) -> None:
+        """Close the destinations' connection pools once the consumer stopped."""
+        await runtime.poster.close()
 
     return app, runtime

@@ -94,7 +94,7 @@ def simulate(config: Path, events_file: Any, as_json: bool) -> None:
         index = offline_index(config)
     except (ConfigError, WorkflowError) as exc:
         _fail(str(exc), EXIT_USAGE)
-    report = run(index, events_file)
+    report = asyncio.run(run(index, events_file))
     if as_json:
         click.echo(orjson.dumps(report.as_json()).decode())
         return

@@ -16,7 +16,8 @@ from schemas.export import event_schema
 DEFAULT_MAX_EVENT_BYTES = 1_048_576
 DEFAULT_MAX_DEPTH = 32
 
-_validate = fastjsonschema.compile(event_schema(), use_default=False)
+_SCHEMA = event_schema()
+_validate = fastjsonschema.compile(_SCHEMA, use_default=False)
 
 
 class DecodeError(Exception):
@@ -57,15 +58,27 @@ def decode_event(
 
 
 def _readable(exc: fastjsonschema.JsonSchemaValueException) -> str:
-    path = exc.name.removeprefix("data").lstrip(".") or "(event)"
+    name = exc.name or "data"
+    path = name.removeprefix("data").lstrip(".") or "(event)"
     if exc.rule == "anyOf" and isinstance(exc.rule_definition, list):
-        options = [
-            " and ".join(f"`{f}`" for f in option.get("required", [])) for option in exc.rule_definition
-        ]
-        if all(options):
-            return f"{path} needs {' or '.join(options)}"
-    message = exc.message.removeprefix(exc.name).strip()
+        alternatives = _required_alternatives(exc.rule_definition)
+        if alternatives:
+            return f"{path} needs {' or '.join(alternatives)}"
+    message = exc.message.removeprefix(name).strip()
     return f"{path} {message}"
+
+
+def _required_alternatives(options: list[Any]) -> list[str]:
+    """For an ``anyOf`` of "has field X" rules (possibly behind a $ref, beside null): the fields named."""
+    for option in options:
+        if isinstance(option, dict) and "$ref" in option:
+            option = _SCHEMA["$defs"].get(option["$ref"].rsplit("/", 1)[-1], {})
+        if isinstance(option, dict) and "anyOf" in option:
+            return _required_alternatives(option["anyOf"])
+    names = [
+        " and ".join(f"`{f}`" for f in option.get("required", [])) for option in options if isinstance(option, dict)
+    ]
+    return names if names and all(names) else []
 
 
 def _depth_exceeds(value: Any, limit: int) -> bool:

@@ -12,15 +12,18 @@ def funnel_table(collectors: Mapping[str, Mapping[str, int]], *, delivered_label
     keys = {k for counts in collectors.values() for k in counts}
     pre = sorted(k for k in keys if k.startswith(outcome.FILTERED_PREFIX))
     post = sorted(k for k in keys if k.startswith(outcome.POST_FILTERED_PREFIX))
-    extra = [k for k in (outcome.DUPLICATE, outcome.DEAD_LETTERED, outcome.DROPPED, outcome.PAUSED, outcome.OPERATOR_ERRORS)
-             if any(counts.get(k) for counts in collectors.values())]  # fmt: skip
+    outcomes = (outcome.DUPLICATE, outcome.DEAD_LETTERED, outcome.DROPPED, outcome.PAUSED, outcome.OPERATOR_ERRORS)
+    extra = [k for k in outcomes if any(counts.get(k) for counts in collectors.values())]
     columns = [outcome.SEEN, *pre, outcome.QUEUED, *post, outcome.POSTED, *extra]
     headers = ["collector"] + [_header(c, delivered_label) for c in columns]
     rows = [[cid] + [str(counts.get(c, 0)) for c in columns] for cid, counts in sorted(collectors.items())]
     widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
-    lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True)))
-             for row in [headers, *rows]]  # fmt: skip
-    return "\n".join(lines)
+    return "\n".join(_row(row, widths) for row in [headers, *rows])
+
+
+def _row(cells: list[str], widths: list[int]) -> str:
+    """The first cell left-aligned, the counts right-aligned."""
+    return "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
 
 
 def _header(column: str, delivered_label: str) -> str:

@@ -1,4 +1,4 @@
-"""What a running worker holds besides Faust: its collectors, its ledger, its poster, and each collector's last error."""
+"""What a running worker holds besides Faust: collectors, ledger, poster, and each collector's last error."""
 
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ The worker's selecting agent and ``collectors simulate`` both call :func:`select
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,12 +89,14 @@ def queue_record(collector: CompiledCollector, event: dict[str, Any], candidate:
     return record
 
 
-def post_queue_passes(collector: CompiledCollector, record: dict[str, Any], ledger: Ledger) -> bool:
+async def post_queue_passes(
+    collector: CompiledCollector, record: dict[str, Any], ledger: Ledger, state: MutableMapping[str, Any] | None = None
+) -> bool:
     """Run the post-queue workflow on the original input; count a stop under the node that stopped it."""
     if not collector.post_queue.steps:
         return True
-    candidate = Candidate.of(collector.id, record["original"])
-    stopped_by = collector.post_queue.run(candidate)
+    candidate = Candidate.of(collector.id, record["original"], state)
+    stopped_by = await collector.post_queue.run_async(candidate)
     if stopped_by is not None:
         ledger.filtered(collector.id, stopped_by, post_queue=True)
         return False

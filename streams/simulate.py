@@ -43,7 +43,7 @@ def offline_index(config: Path) -> CollectorIndex:
     return build_index(document, {c.id: OFFLINE_KEY for c in document.collectors})
 
 
-def simulate(index: CollectorIndex, lines: Iterable[bytes]) -> SimulationReport:
+async def simulate(index: CollectorIndex, lines: Iterable[bytes]) -> SimulationReport:
     """What the worker would do with these events, without posting anything."""
     ledger = Ledger()
     selected: dict[str, list[str]] = {c.id: [] for c in index}
@@ -61,7 +61,7 @@ def simulate(index: CollectorIndex, lines: Iterable[bytes]) -> SimulationReport:
         ledger.events[outcome.DECODED] += 1
         queued, _rejected = select(event, index, ledger)
         for collector, record in queued:
-            if post_queue_passes(collector, record, ledger):
+            if await post_queue_passes(collector, record, ledger):
                 ledger.count(collector.id, outcome.POSTED)
                 selected[collector.id].append(record["event_id"])
     return report

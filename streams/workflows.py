@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 
 from schemas.collectors import Node
 from streams.operators import OPERATORS, Candidate, Decision, Stage
+from streams.operators.base import AsyncDecision
 from streams.operators.random_sample import RandomSampleParams
 from streams.operators.random_sample import build as build_random_sample
 
@@ -25,7 +27,8 @@ class Step:
     """One compiled node; ``label`` names it in the funnel (e.g. ``uncertain/1:max_probability_below``)."""
 
     label: str
-    decide: Decision
+    decide: Decision | AsyncDecision
+    is_async: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,12 +41,27 @@ class Steps:
     def labels(self) -> tuple[str, ...]:
         return tuple(step.label for step in self.steps)
 
+    @property
+    def is_async(self) -> bool:
+        return any(step.is_async for step in self.steps)
+
     def run(self, candidate: Candidate) -> str | None:
-        """None when the candidate passes every step, else the label of the step that stopped it."""
+        """None when the candidate passes every (synchronous) step, else the label of the step that stopped it."""
         for step in self.steps:
             if not step.decide(candidate):
                 return step.label
         return None
+
+    async def run_async(self, candidate: Candidate) -> str | None:
+        """As :meth:`run`, awaiting the steps that do I/O."""
+        for step in self.steps:
+            if not await _decided(step.decide(candidate)):
+                return step.label
+        return None
+
+
+async def _decided(result: bool | Awaitable[bool]) -> bool:
+    return await result if inspect.isawaitable(result) else bool(result)
 
 
 RANDOM_SAMPLE_LABEL = "random_sample"
@@ -63,23 +81,20 @@ def compile_nodes(
 ) -> tuple[Step, ...]:
     """Compile a workflow's nodes for one stage; raise :class:`WorkflowError` on any bad node."""
     return tuple(
-        Step(
-            f"{workflow_id}/{index}:{node.operator}",
-            _build(node, stage, f"{collector_id}", workflow_id, str(index)),
-        )
+        Step(f"{workflow_id}/{index}:{node.operator}", *_build(node, stage, collector_id, workflow_id, str(index)))
         for index, node in enumerate(nodes)
     )
 
 
-def _build(node: Node, stage: Stage, collector_id: str, workflow_id: str, where: str) -> Decision:
+def _build(
+    node: Node, stage: Stage, collector_id: str, workflow_id: str, where: str
+) -> tuple[Decision | AsyncDecision, bool]:
     context = f"collector {collector_id!r}, workflow {workflow_id!r}, node {where} ({node.operator!r})"
     if node.operator == ANY_GROUP:
         return _build_any(node, stage, collector_id, workflow_id, where, context)
     operator = OPERATORS.get(node.operator)
     if operator is None:
-        raise WorkflowError(
-            f"{context}: unknown operator; known operators: {', '.join(sorted(OPERATORS))}, any"
-        )
+        raise WorkflowError(f"{context}: unknown operator; known operators: {', '.join(sorted(OPERATORS))}, any")
     if stage not in operator.stages:
         raise WorkflowError(
             f"{context}: `{node.operator}` runs in the {'/'.join(operator.stages)}-queue workflow, "
@@ -90,18 +105,18 @@ def _build(node: Node, stage: Stage, collector_id: str, workflow_id: str, where:
     except ValidationError as exc:
         raise WorkflowError(f"{context}: {_describe(exc)}") from None
     try:
-        return operator.build(params)
+        return operator.build(params), operator.is_async
     except (OSError, ValueError) as exc:
         raise WorkflowError(f"{context}: {exc}") from None
 
 
 def _build_any(
     node: Node, stage: Stage, collector_id: str, workflow_id: str, where: str, context: str
-) -> Decision:
+) -> tuple[Decision | AsyncDecision, bool]:
     raw_children = node.parameters.get("nodes")
     if not isinstance(raw_children, list) or not raw_children:
         raise WorkflowError(f"{context}: field `nodes` must be a non-empty list of nodes")
-    children: list[Decision] = []
+    children: list[tuple[Decision | AsyncDecision, bool]] = []
     for index, raw in enumerate(raw_children):
         try:
             child = Node.model_validate(raw)
@@ -109,17 +124,31 @@ def _build_any(
             raise WorkflowError(f"{context}, child {index}: {_describe(exc)}") from None
         children.append(_build(child, stage, collector_id, workflow_id, f"{where}.{index}"))
 
+    # Each child judges its own copy, so one child's narrowing does not leak into the next;
+    # the first child that passes hands its narrowed view on.
+    if any(is_async for _, is_async in children):
+
+        async def any_of_async(candidate: Candidate) -> bool:
+            for decide, _ in children:
+                trial = candidate.narrowed()
+                if await _decided(decide(trial)):
+                    candidate.concepts, candidate.regions = trial.concepts, trial.regions
+                    return True
+            return False
+
+        return any_of_async, True
+
+    sync_children = [cast(Decision, decide) for decide, _ in children]
+
     def any_of(candidate: Candidate) -> bool:
-        # Each child judges its own copy, so one child's narrowing does not leak into the next;
-        # the first child that passes hands its narrowed view on.
-        for decide in children:
-            trial = Candidate(candidate.collector_id, candidate.event, candidate.concepts, candidate.regions)
+        for decide in sync_children:
+            trial = candidate.narrowed()
             if decide(trial):
                 candidate.concepts, candidate.regions = trial.concepts, trial.regions
                 return True
         return False
 
-    return any_of
+    return any_of, False
 
 
 def _describe(exc: ValidationError) -> str:

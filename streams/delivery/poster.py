@@ -64,7 +64,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int, retry_after: float | None, rand: Callable[[], float] = random.random) -> float:
         """Seconds to wait before retry number ``attempt`` (1-based)."""
-        backoff = min(self.max_s, self.initial_s * 2 ** (attempt - 1)) * rand()
+        backoff: float = min(self.max_s, self.initial_s * 2.0 ** (attempt - 1)) * rand()
         return max(backoff, retry_after or 0.0)
 
 

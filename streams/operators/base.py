@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -23,12 +23,19 @@ class Candidate:
     event: dict[str, Any]
     concepts: list[dict[str, Any]] = field(default_factory=list)
     regions: list[dict[str, Any]] = field(default_factory=list)
+    state: MutableMapping[str, Any] = field(default_factory=dict)
+    """Memory of stateful operators (quota, near_duplicate): a Faust table in the worker, a dict offline.
+    Operators namespace their keys with the collector id."""
 
     @classmethod
-    def of(cls, collector_id: str, event: dict[str, Any]) -> Candidate:
+    def of(cls, collector_id: str, event: dict[str, Any], state: MutableMapping[str, Any] | None = None) -> Candidate:
         """A candidate holding the model's output concepts and regions as the event has them."""
         data = event["output"].get("data") or {}
-        return cls(collector_id, event, data.get("concepts") or [], data.get("regions") or [])
+        return cls(collector_id, event, data.get("concepts") or [], data.get("regions") or [], state or {})
+
+    def narrowed(self) -> Candidate:
+        """A copy whose concept and region lists can be replaced without touching this one."""
+        return Candidate(self.collector_id, self.event, self.concepts, self.regions, self.state)
 
     @property
     def event_id(self) -> str:
@@ -44,6 +51,9 @@ class Candidate:
 Decision = Callable[[Candidate], bool]
 """A built operator: passes (True) or stops (False) a candidate; it may narrow its concepts."""
 
+AsyncDecision = Callable[[Candidate], Awaitable[bool]]
+"""A post-queue operator that does I/O (fetching an image over HTTP) decides asynchronously."""
+
 
 @dataclass(frozen=True, slots=True)
 class Operator:
@@ -52,4 +62,5 @@ class Operator:
     name: str
     stages: tuple[Stage, ...]
     params: type[BaseModel]
-    build: Callable[[Any], Decision]
+    build: Callable[[Any], Decision | AsyncDecision]
+    is_async: bool = False

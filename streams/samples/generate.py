@@ -47,7 +47,9 @@ def event(number: int, rng: random.Random, *, text_share: float = 0.2) -> dict[s
     metadata = {"camera": rng.choice(CAMERAS), "shift": rng.choice(["day", "night"]), "frame": number}
     if rng.random() < text_share:
         model: dict[str, Any] = TEXT_MODEL
-        data: dict[str, Any] = {"text": {"raw": f"review {number}: the product was {rng.choice(['great', 'bad', 'ok'])}"}}
+        data: dict[str, Any] = {
+            "text": {"raw": f"review {number}: the product was {rng.choice(['great', 'bad', 'ok'])}"}
+        }
         concepts = _concepts(rng, TEXT_CONCEPTS, 3)
     else:
         model = GENERAL_MODEL
