@@ -49,7 +49,7 @@ async def test_delivered_then_duplicate(served: tuple[str, Store, str]) -> None:
 
 
 async def test_invalid_input_fails_alone(served: tuple[str, Store, str]) -> None:
-    url, store, key = served
+    url, _store, key = served
     bad = {"id": "bad-one", "data": {"image": {"url": "ftp://nope"}}}
     poster = Poster()
     try:
@@ -105,7 +105,7 @@ async def test_down_destination_and_connection_refused_are_transient(served: tup
     poster = Poster(retry=RetryPolicy(initial_s=0.01, max_s=0.01, max_attempts=3))
     with pytest.raises(Exception, match="503"):
         await poster.post_inputs(url, "ann", "pets", key, _inputs(1))
-    with pytest.raises(Exception, match="ClientConnectorError|Connect"):
+    with pytest.raises(Exception, match=r"ClientConnectorError|Connect"):
         await poster.post_inputs("http://127.0.0.1:9", "ann", "pets", key, _inputs(1))
     await poster.close()
     assert poster.retries == 4
