@@ -24,7 +24,13 @@ class CompiledCollector:
 
     @property
     def id(self) -> str:
-        return self.spec.id
+        """The collector's qualified id, ``user_id/app_id/collector_id`` of the app it collects into.
+
+        Collector ids are unique within an app, so this is unique in a deployment: it keys routing, the
+        queue topic, the ledger, sampling decisions and the input ids posted.
+        """
+        destination = self.spec.destination
+        return f"{destination.user_id}/{destination.app_id}/{self.spec.id}"
 
     @property
     def active(self) -> bool:

@@ -67,7 +67,7 @@ def queue_record(collector: CompiledCollector, event: dict[str, Any], candidate:
     data: dict[str, Any] = {k: v for k, v in source_data.items() if k != "metadata"}
     metadata = dict(source_data.get("metadata") or {})
     metadata[PROVENANCE_KEY] = {
-        "id": collector.id,
+        "id": collector.spec.id,
         "event_id": event["id"],
         "input_id": original.get("id"),
         "model": f"{model['user_id']}/{model['app_id']}/{model['id']}",

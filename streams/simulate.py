@@ -19,7 +19,7 @@ OFFLINE_KEY = "simulate-offline"
 
 @dataclass(slots=True)
 class SimulationReport:
-    """Per collector, the event ids it would post (in input order) and its funnel; overall event counts."""
+    """Per collector (by qualified id), the event ids it would post in input order, and its funnel."""
 
     selected: dict[str, list[str]]
     ledger: Ledger
@@ -29,7 +29,12 @@ class SimulationReport:
         snapshot = self.ledger.snapshot()
         return {
             "collectors": [
-                {"id": cid, "selected": ids, "funnel": snapshot["collectors"].get(cid, {})}
+                {
+                    "id": cid.rsplit("/", 1)[-1],
+                    "app": cid.rsplit("/", 1)[0],
+                    "selected": ids,
+                    "funnel": snapshot["collectors"].get(cid, {}),
+                }
                 for cid, ids in self.selected.items()
             ],
             "events": snapshot["events"],

@@ -50,7 +50,7 @@ def test_missing_key_env_names_the_collector_and_variable(tmp_path: Path) -> Non
     path = _write(tmp_path, {"collectors": [_collector(destination=dest, pre_queue_random_sample=0.5)]})
     with pytest.raises(ConfigError, match="collector 'c1': environment variable NOT_SET_ANYWHERE"):
         load_index(path, environ={})
-    assert load_index(path, environ={"NOT_SET_ANYWHERE": "secret-key-value"}).get("c1") is not None
+    assert load_index(path, environ={"NOT_SET_ANYWHERE": "secret-key-value"}).get("u/a/c1") is not None
 
 
 @pytest.mark.parametrize(

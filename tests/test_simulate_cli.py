@@ -31,7 +31,7 @@ def test_simulate_json_on_the_bundled_samples(tmp_path: Path) -> None:
     general = [
         e["id"] for e in decoded if e.get("output", {}).get("model", {}).get("id") == "general-image-recognition"
     ]
-    assert by_id["general-sample"]["selected"] == [e for e in general if keeps("general-sample", e, 0.2)]
+    assert by_id["general-sample"]["selected"] == [e for e in general if keeps("demo/training/general-sample", e, 0.2)]
     assert by_id["general-sample"]["funnel"]["seen"] == len(general)
     assert report["events"] == {"events": 602, "decoded": 600, "dead_lettered": 2}
     assert [i["line"] for i in report["invalid"]] == [301, 602]

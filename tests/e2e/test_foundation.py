@@ -78,7 +78,7 @@ async def test_events_flow_from_kafka_to_the_destination(
 
     report = await simulate(offline_index(config), all_lines)
     expected = {input_id(cid, eid) for cid, ids in report.selected.items() for eid in ids}
-    assert "evt-from-kcat" in report.selected["bob-all"], "the kcat event is bob's and bob-all keeps everything"
+    assert "evt-from-kcat" in report.selected["ann/pets/bob-all"], "the kcat event is bob's; bob-all keeps all"
     stored = destination.input_ids("ann", "pets")
     assert len(stored) == len(set(stored)), "no input stored twice"
     assert set(stored) == expected
@@ -90,7 +90,7 @@ async def test_events_flow_from_kafka_to_the_destination(
 
     # Provenance and pre-labels travel with the input.
     by_id = {item.input_id: item.data for item in destination.inputs("ann", "pets")}
-    kcat_input = by_id[input_id("bob-all", "evt-from-kcat")]
+    kcat_input = by_id[input_id("ann/pets/bob-all", "evt-from-kcat")]
     assert kcat_input["metadata"]["collector"]["event_id"] == "evt-from-kcat"
     assert kcat_input["concepts"][0]["id"] == "ai_cat"
 
