@@ -31,7 +31,13 @@ class Candidate:
     def of(cls, collector_id: str, event: dict[str, Any], state: MutableMapping[str, Any] | None = None) -> Candidate:
         """A candidate holding the model's output concepts and regions as the event has them."""
         data = event["output"].get("data") or {}
-        return cls(collector_id, event, data.get("concepts") or [], data.get("regions") or [], state or {})
+        return cls(
+            collector_id,
+            event,
+            data.get("concepts") or [],
+            data.get("regions") or [],
+            state if state is not None else {},
+        )
 
     def narrowed(self) -> Candidate:
         """A copy whose concept and region lists can be replaced without touching this one."""

@@ -1,0 +1,97 @@
+"""Reading the model's concepts, shared by the pre-queue operators.
+
+Rules every operator follows:
+
+* a concept counts only when it is a mapping whose ``value`` is a finite number (not a bool); others are
+  ignored, so an operator called directly with odd values never crashes;
+* the probability operators judge the top-level concepts, and, when there are none, the concepts of
+  all regions together (a detector's output has only region concepts);
+* ties on the top value go to the concept listed first;
+* narrowing assigns new lists and new region dicts: the event, shared by all collectors, is never modified.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, TypeVar
+
+from pydantic import Field
+
+from streams.operators.base import Candidate
+
+Concept = dict[str, Any]
+ConceptKey = Annotated[str, Field(min_length=1)]
+"""A concept id or name, as parameters name concepts."""
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+"""A threshold or fraction in [0, 1]."""
+T = TypeVar("T")
+
+EPSILON = 1e-9
+"""Tolerance for floating-point equality (``EQUAL``) and bounds computed by sums (entropy)."""
+
+
+def value_of(concept: object) -> float | None:
+    """The concept's value, or None when it is not a finite number."""
+    if not isinstance(concept, dict):
+        return None
+    value = concept.get("value")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def region_concepts(region: object) -> list[Concept]:
+    """A region's concepts (``region.data.concepts``), empty when the region has none or is malformed."""
+    data = region.get("data") if isinstance(region, dict) else None
+    concepts = data.get("concepts") if isinstance(data, dict) else None
+    return concepts if isinstance(concepts, list) else []
+
+
+def valid(concepts: object) -> list[Concept]:
+    """The concepts that have a finite value."""
+    return [c for c in concepts if value_of(c) is not None] if isinstance(concepts, list) else []
+
+
+def judged_concepts(candidate: Candidate) -> list[Concept]:
+    """The valid top-level concepts, or, when there are none, the valid concepts of every region."""
+    return valid(candidate.concepts) or [c for r in candidate.regions for c in valid(region_concepts(r))]
+
+
+def ranked_values(candidate: Candidate) -> list[float]:
+    """The judged concepts' values, highest first."""
+    return sorted((value_of(c) or 0.0 for c in judged_concepts(candidate)), reverse=True)
+
+
+def top_concept(concepts: list[Concept]) -> Concept | None:
+    """The valid concept with the highest value (the first listed on a tie), None when there is none."""
+    best: Concept | None = None
+    best_value = -math.inf
+    for concept in valid(concepts):
+        value = value_of(concept) or 0.0
+        if value > best_value:
+            best, best_value = concept, value
+    return best
+
+
+def lookup(table: Mapping[str, T], concept: Concept) -> T | None:
+    """The entry a concept is named by in ``table``: by its id first, then by its name."""
+    for key in (concept.get("id"), concept.get("name")):
+        if isinstance(key, str) and key in table:
+            return table[key]
+    return None
+
+
+def narrow(candidate: Candidate, keep: Callable[[list[Concept]], list[Concept]]) -> bool:
+    """Replace the top-level concepts by ``keep(concepts)`` and each region's by ``keep(its concepts)``.
+
+    A region left with no concept is dropped. True when a top-level concept or a region remains.
+    """
+    candidate.concepts = keep(valid(candidate.concepts))
+    regions: list[dict[str, Any]] = []
+    for region in candidate.regions:
+        kept = keep(valid(region_concepts(region)))
+        if kept:  # so the region is a dict holding a ``data`` dict
+            regions.append({**region, "data": {**region["data"], "concepts": kept}})
+    candidate.regions = regions
+    return bool(candidate.concepts or candidate.regions)
