@@ -1,9 +1,15 @@
-"""Thin Faust wiring: the selecting agent (predictions → queue) and the posting agent (queue → destination)."""
+"""Thin Faust wiring: the selecting agent (predictions → queue) and the posting agent (queue → destination).
+
+Each agent keeps one :class:`Ledger` per source partition in a Faust table, written once per batch with
+the offset it counted up to: after a crash or a rebalance, a redelivered record is processed again (its
+input id makes that harmless) but not counted twice.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import faust
@@ -14,133 +20,193 @@ from streams import dead_letters
 from streams import ledger as outcome
 from streams.decoding import DecodeError, decode_event
 from streams.delivery.poster import AuthFailure, PermanentRequestFailure, redact
+from streams.ledger import Ledger
 from streams.routing import CompiledCollector
 from streams.runtime import Runtime
 from streams.selection import post_queue_passes, select
 
 log = logging.getLogger(__name__)
 
+DeadLetter = Callable[[bytes | None, bytes], Awaitable[None]]
+
+
+class PartitionLedgers:
+    """The ledgers of one agent's source partitions, loaded from and saved to a Faust table per batch."""
+
+    def __init__(self, table: faust.Table[str, Any]) -> None:
+        self.table = table
+        self._touched: dict[int, Ledger] = {}
+
+    def for_record(self, partition: int, offset: int) -> Ledger | None:
+        """The partition's ledger, or None when this offset was already counted (a redelivery)."""
+        ledger = self._touched.get(partition)
+        if ledger is None:
+            ledger = self._touched[partition] = Ledger.from_json(self.table.get(f"p{partition}"))
+        if offset <= ledger.offset:
+            return None
+        ledger.offset = offset
+        return ledger
+
+    def save(self) -> None:
+        """Write each touched partition's ledger to the table's changelog, on that partition."""
+        for partition, ledger in self._touched.items():
+            key, value = f"p{partition}", ledger.to_json()
+            self.table.data[key] = value
+            self.table.send_changelog(partition, key, value)
+        self._touched.clear()
+
 
 def register_agents(app: faust.App, runtime: Runtime, topics: dict[str, faust.TopicT]) -> None:
     """Attach both agents to the app."""
     settings = runtime.settings
-    ledger = runtime.ledger
     queue_name = settings.queue_topic
     dead_letter_name = settings.dead_letter_topic
 
     async def dead_letter(key: bytes | None, value: bytes) -> None:
         await app.producer.send(dead_letter_name, key, value, None, None, None)
 
+    select_ledgers = PartitionLedgers(runtime.ledgers["select"])
+    post_ledgers = PartitionLedgers(runtime.ledgers["post"])
+
     @app.agent(topics["predictions"], name="collectors.select")
     async def select_agent(stream: faust.StreamT[bytes]) -> None:
         """Decode each event once, run the matching collectors' pre-queue steps, queue the survivors."""
+        await runtime.ready.wait()
         batches = cast(faust.Stream[bytes], stream).take_events(
             settings.select_batch_size, within=settings.select_batch_within_s
         )
         async for events in batches:
             for event in events:
                 message = event.message
-                raw: bytes = message.value or b""
-                ledger.events[outcome.EVENTS] += 1
-                try:
-                    decoded = decode_event(raw, max_bytes=settings.max_event_bytes, max_depth=settings.max_event_depth)
-                except DecodeError as exc:
-                    ledger.events[outcome.INVALID] += 1
-                    await dead_letter(
-                        message.key,
-                        dead_letters.for_event(
-                            raw,
-                            reason=exc.reason,
-                            detail=exc.detail,
-                            stage="decode",
-                            topic=message.topic,
-                            partition=message.partition,
-                            offset=message.offset,
-                        ),
-                    )
-                    continue
-                ledger.events[outcome.DECODED] += 1
-                queued, rejected = select(decoded, runtime.index, ledger)
-                for collector, record in queued:
-                    await app.producer.send(queue_name, collector.id.encode(), orjson.dumps(record), None, None, None)
-                for rejection in rejected:
-                    await dead_letter(
-                        rejection.collector_id.encode(),
-                        dead_letters.for_event(
-                            raw,
-                            reason=rejection.reason,
-                            detail=rejection.detail,
-                            stage="pre",
-                            topic=message.topic,
-                            partition=message.partition,
-                            offset=message.offset,
-                            collector_id=rejection.collector_id,
-                        ),
-                    )
+                ledger = select_ledgers.for_record(message.partition, message.offset) or Ledger()
+                await _select_one(app, runtime, message, ledger, queue_name, dead_letter)
+            select_ledgers.save()
 
     @app.agent(topics["queue"], name="collectors.post")
     async def post_agent(stream: faust.StreamT[bytes]) -> None:
         """Post queued inputs in batches of at most 128 per collector; the offsets advance only after."""
+        await runtime.ready.wait()
         batches = cast(faust.Stream[bytes], stream).take_events(
             settings.post_batch_size, within=settings.post_batch_within_s
         )
         async for events in batches:
-            by_collector: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            groups: dict[str, list[tuple[dict[str, Any], Ledger]]] = defaultdict(list)
             for event in events:
-                record = orjson.loads(event.message.value or b"{}")
-                by_collector[record["collector_id"]].append(record)
-            for collector_id, records in by_collector.items():
-                collector = runtime.index.get(collector_id)
-                if collector is None:
-                    ledger.count(collector_id, outcome.DROPPED, len(records))
-                    continue
-                survivors = [r for r in records if await post_queue_passes(collector, r, ledger)]
-                for start in range(0, len(survivors), MAX_INPUTS_PER_REQUEST):
-                    await _post_batch(
-                        runtime, collector, survivors[start : start + MAX_INPUTS_PER_REQUEST], dead_letter
-                    )
+                message = event.message
+                ledger = post_ledgers.for_record(message.partition, message.offset) or Ledger()
+                record = orjson.loads(message.value or b"{}")
+                groups[record["collector_id"]].append((record, ledger))
+            for collector_id, items in groups.items():
+                await _deliver(runtime, collector_id, items, dead_letter)
+            post_ledgers.save()
+
+
+async def _select_one(
+    app: faust.App, runtime: Runtime, message: Any, ledger: Ledger, queue_name: str, dead_letter: DeadLetter
+) -> None:
+    settings = runtime.settings
+    raw: bytes = message.value or b""
+    ledger.events[outcome.EVENTS] += 1
+    try:
+        decoded = decode_event(raw, max_bytes=settings.max_event_bytes, max_depth=settings.max_event_depth)
+    except DecodeError as exc:
+        ledger.events[outcome.INVALID] += 1
+        letter = dead_letters.for_event(
+            raw,
+            reason=exc.reason,
+            detail=exc.detail,
+            stage="decode",
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+        )
+        await dead_letter(message.key, letter)
+        return
+    ledger.events[outcome.DECODED] += 1
+    queued, rejected = select(decoded, runtime.index, ledger)
+    for collector, record in queued:
+        await app.producer.send(queue_name, collector.id.encode(), orjson.dumps(record), None, None, None)
+    for rejection in rejected:
+        letter = dead_letters.for_event(
+            raw,
+            reason=rejection.reason,
+            detail=rejection.detail,
+            stage="pre",
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            collector_id=rejection.collector_id,
+        )
+        await dead_letter(rejection.collector_id.encode(), letter)
+
+
+async def _deliver(
+    runtime: Runtime, collector_id: str, items: list[tuple[dict[str, Any], Ledger]], dead_letter: DeadLetter
+) -> None:
+    """Post one collector's queued records; each outcome is counted in its record's partition ledger."""
+    collector = runtime.index.get(collector_id)
+    if collector is None:
+        for _record, ledger in items:
+            ledger.count(collector_id, outcome.DROPPED)
+        return
+    if collector.paused_by_error:
+        await _dead_letter_all(collector, items, dead_letter, "collector_paused", collector.last_error or "", None)
+        return
+    survivors = [(r, lg) for r, lg in items if await post_queue_passes(collector, r, lg)]
+    for start in range(0, len(survivors), MAX_INPUTS_PER_REQUEST):
+        await _post_batch(runtime, collector, survivors[start : start + MAX_INPUTS_PER_REQUEST], dead_letter)
 
 
 async def _post_batch(
-    runtime: Runtime, collector: CompiledCollector, records: list[dict[str, Any]], dead_letter: Any
+    runtime: Runtime,
+    collector: CompiledCollector,
+    items: list[tuple[dict[str, Any], Ledger]],
+    dead_letter: DeadLetter,
 ) -> None:
-    ledger = runtime.ledger
     destination = collector.spec.destination
-    by_id = {r["input"]["id"]: r for r in records}
+    by_id = {record["input"]["id"]: (record, ledger) for record, ledger in items}
     try:
         result = await runtime.poster.post_inputs(
-            destination.base_url, destination.user_id, destination.app_id, collector.key, [r["input"] for r in records]
+            destination.base_url,
+            destination.user_id,
+            destination.app_id,
+            collector.key,
+            [record["input"] for record, _ in items],
         )
     except AuthFailure as exc:
-        message = f"destination refused the key {redact(collector.key)}: {exc.code} {exc.description}"
-        runtime.last_errors[collector.id] = message
-        log.error("collector %s: %s; its inputs go to the dead-letter topic, replayable", collector.id, message)
-        for record in records:
-            await dead_letter(
-                collector.id.encode(),
-                dead_letters.for_input(record, reason="auth", detail=message, status_code=exc.code, replayable=True),
-            )
-        ledger.count(collector.id, outcome.DEAD_LETTERED, len(records))
+        reason = f"the destination refused the key {redact(collector.key)}: {exc.code} {exc.description}"
+        log.error("collector %s paused: %s; its inputs go to the dead-letter topic, replayable", collector.id, reason)
+        await runtime.pause_for_error(collector, reason)
+        await _dead_letter_all(collector, items, dead_letter, "auth", reason, exc.code)
         return
     except PermanentRequestFailure as exc:
         runtime.last_errors[collector.id] = str(exc)
-        for record in records:
-            await dead_letter(
-                collector.id.encode(),
-                dead_letters.for_input(
-                    record, reason="request_refused", detail=str(exc), status_code=exc.code, replayable=True
-                ),
-            )
-        ledger.count(collector.id, outcome.DEAD_LETTERED, len(records))
+        await _dead_letter_all(collector, items, dead_letter, "request_refused", str(exc), exc.code)
         return
-    ledger.count(collector.id, outcome.POSTED, len(result.delivered))
-    ledger.count(collector.id, outcome.DUPLICATE, len(result.duplicates))
+    for input_id in result.delivered:
+        by_id[input_id][1].count(collector.id, outcome.POSTED)
+    for input_id in result.duplicates:
+        by_id[input_id][1].count(collector.id, outcome.DUPLICATE)
     for input_id, code, description in result.failed:
+        record, ledger = by_id[input_id]
         runtime.last_errors[collector.id] = f"input refused: {code} {description}"
-        await dead_letter(
-            collector.id.encode(),
-            dead_letters.for_input(
-                by_id[input_id], reason="input_refused", detail=description, status_code=code, replayable=False
-            ),
+        letter = dead_letters.for_input(
+            record, reason="input_refused", detail=description, status_code=code, replayable=False
         )
-    ledger.count(collector.id, outcome.DEAD_LETTERED, len(result.failed))
+        await dead_letter(collector.id.encode(), letter)
+        ledger.count(collector.id, outcome.DEAD_LETTERED)
+
+
+async def _dead_letter_all(
+    collector: CompiledCollector,
+    items: list[tuple[dict[str, Any], Ledger]],
+    dead_letter: DeadLetter,
+    reason: str,
+    detail: str,
+    code: int | None,
+) -> None:
+    """Send every record to the dead-letter topic, replayable once the cause is fixed."""
+    for record, ledger in items:
+        letter = dead_letters.for_input(record, reason=reason, detail=detail, status_code=code, replayable=True)
+        await dead_letter(collector.id.encode(), letter)
+        ledger.count(collector.id, outcome.DEAD_LETTERED)

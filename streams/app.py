@@ -1,19 +1,26 @@
-"""The Faust app: topics, agents and views, built from :class:`WorkerSettings` and a collector index."""
+"""The Faust app: topics, ledger tables, agents and views, built from :class:`WorkerSettings`."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import faust
 
 from streams.agents import register_agents
+from streams.control.topic import ControlReader, ControlWriter
 from streams.delivery.poster import Poster, RetryPolicy
-from streams.routing import CollectorIndex
+from streams.routing import CompiledCollector
 from streams.runtime import Runtime
 from streams.settings import WorkerSettings
 from streams.views import register_views
 
 
-def create_app(settings: WorkerSettings, index: CollectorIndex) -> tuple[faust.App, Runtime]:
-    """A configured Faust app and the runtime its agents share."""
+def create_app(settings: WorkerSettings, static: Sequence[CompiledCollector] = ()) -> tuple[faust.App, Runtime]:
+    """A configured Faust app and the runtime its agents share.
+
+    Collectors come from the control topic (managed through the API) and from ``static``, a configuration
+    file's collectors. The agents start once the control topic has been read to its end.
+    """
     app = faust.App(
         settings.app_id,
         broker=settings.broker,
@@ -31,26 +38,43 @@ def create_app(settings: WorkerSettings, index: CollectorIndex) -> tuple[faust.A
     )
     runtime = Runtime(
         settings=settings,
-        index=index,
         poster=Poster(timeout_s=settings.http_timeout_s, retry=RetryPolicy(max_s=settings.retry_max_backoff_s)),
+        static=list(static),
     )
+    runtime.rebuild()
     topics = {
         # internal=True: Faust creates the topic at start-up when it does not exist yet.
         "predictions": app.topic(settings.predictions_topic, partitions=settings.partitions, internal=True),
         "queue": app.topic(settings.queue_topic, partitions=settings.partitions, internal=True),
         "dead_letters": app.topic(settings.dead_letter_topic, partitions=1, internal=True),
     }
+    for stage in ("select", "post"):
+        runtime.ledgers[stage] = app.Table(
+            f"ledger-{stage}",
+            default=None,
+            partitions=settings.partitions,
+        )  # key and value types unset: Faust stores them as JSON
     register_agents(app, runtime, topics)
     register_views(app, runtime)
+    control = ControlReader(settings.broker, settings.control_topic, on_change=runtime.apply_control)
+    writer = ControlWriter(settings.broker, settings.control_topic)
 
     @app.task(on_leader=False)  # type: ignore[untyped-decorator]
-    async def declare_dead_letter_topic() -> None:
-        """Create the dead-letter topic up front, so kcat and `collectors dlq` find it before the first failure."""
+    async def start_control() -> None:
+        """Read the managed collectors whole before the agents start, and keep reading them."""
         await topics["dead_letters"].maybe_declare()
+        await control.start()
+        await control.ready.wait()
+        await writer.start()
+        runtime.control_writer = writer
+        runtime.ready.set()
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
-    async def close_poster(app: faust.App, **kwargs: object) -> None:
-        """Close the destinations' connection pools once the consumer stopped."""
+    async def close_connections(app: faust.App, **kwargs: object) -> None:
+        """Close the control reader and writer and the destinations' connection pools."""
+        await control.stop()
+        if runtime.control_writer is not None:
+            await writer.stop()
         await runtime.poster.close()
 
     return app, runtime

@@ -36,6 +36,7 @@ def _fail(message: str, code: int = 1) -> None:
 @click.option("--app-id", help="Consumer group shared by all workers [env COLLECTORS_APP_ID].")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Worker state directory.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Log level.")
+@click.option("--control-topic", help="Compacted topic of managed collectors [env COLLECTORS_CONTROL_TOPIC].")
 def worker(**options: Any) -> None:
     """Run a Faust worker: select from the predictions topic, post to destinations.
 
@@ -49,16 +50,16 @@ def worker(**options: Any) -> None:
 
     overrides = {k: v for k, v in options.items() if v is not None}
     settings = WorkerSettings(**overrides)
-    if settings.config is None:
-        _fail("no collectors configuration: pass --config FILE or set COLLECTORS_CONFIG", EXIT_USAGE)
-    assert settings.config is not None
-    try:
-        index = load_index(settings.config)
-    except (ConfigError, WorkflowError) as exc:
-        _fail(str(exc), EXIT_USAGE)
-    app, _runtime = create_app(settings, index)
+    static = []
+    if settings.config is not None:
+        try:
+            static = list(load_index(settings.config))
+        except (ConfigError, WorkflowError) as exc:
+            _fail(str(exc), EXIT_USAGE)
+    app, _runtime = create_app(settings, static)
     click.echo(
-        f"worker {settings.app_id}: {len(index)} collectors, broker {settings.broker}, "
+        f"worker {settings.app_id}: {len(static)} collectors from a file, managed ones from the topic "
+        f"{settings.control_topic}; broker {settings.broker}; "
         f"stats at http://{settings.web_host}:{settings.web_port}/collectors/stats/",
         err=True,
     )

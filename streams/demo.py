@@ -80,6 +80,7 @@ def run_demo(*, kafka_port: int, workdir: Path, echo: Callable[[str], None] = cl
             env = {KEY_ENVS[app]: key for app, key in keys.items()}
             env |= {"COLLECTORS_PREDICTIONS_TOPIC": f"{run}-predictions", "COLLECTORS_QUEUE_TOPIC": f"{run}-queue"}
             env["COLLECTORS_DEAD_LETTER_TOPIC"] = f"{run}-dead-letters"
+            env["COLLECTORS_CONTROL_TOPIC"] = f"{run}-control"
             worker = start_worker(
                 config, broker=f"kafka://{broker.bootstrap_servers}", app_id=run, data_dir=workdir / "worker", env=env
             )
@@ -87,7 +88,7 @@ def run_demo(*, kafka_port: int, workdir: Path, echo: Callable[[str], None] = cl
             _step(f"publishing {len(lines)} sample predictions to {run}-predictions")
             _publish(lines, broker.bootstrap_servers, f"{run}-predictions")
             _step("waiting for the worker to select and post them")
-            (stats,) = wait_settled([worker], events=len(lines), timeout_s=180)
+            stats = wait_settled([worker], events=len(lines), timeout_s=180)
         finally:
             for service in reversed(services):
                 service.stop()

@@ -23,11 +23,36 @@ UNMATCHED = "unmatched"
 
 
 class Ledger:
-    """Counters of one worker (or one ``simulate`` run): events overall, and a funnel per collector."""
+    """Counters of one topic partition (or one ``simulate`` run): events overall, and a funnel per collector.
+
+    ``offset`` is the last record offset counted, so a redelivered record (after a crash or a rebalance)
+    is processed again but not counted twice.
+    """
 
     def __init__(self) -> None:
         self.events: Counter[str] = Counter()
         self.collectors: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.offset = -1
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any] | None) -> Ledger:
+        ledger = cls()
+        if document:
+            ledger.events.update(document.get("events") or {})
+            for cid, counts in (document.get("collectors") or {}).items():
+                ledger.collectors[cid].update(counts)
+            ledger.offset = int(document.get("offset", -1))
+        return ledger
+
+    def to_json(self) -> dict[str, Any]:
+        """:meth:`snapshot` with the offset: what a ledger table stores per partition."""
+        return {**self.snapshot(), "offset": self.offset}
+
+    def merge(self, other: Ledger) -> None:
+        """Add another ledger's counts to this one (partitions, stages or workers summed)."""
+        self.events.update(other.events)
+        for cid, counts in other.collectors.items():
+            self.collectors[cid].update(counts)
 
     def count(self, collector_id: str, outcome: str, n: int = 1) -> None:
         self.collectors[collector_id][outcome] += n

@@ -21,6 +21,8 @@ from typing import Any
 
 import orjson
 
+from streams.ledger import Ledger
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
@@ -137,14 +139,23 @@ def worker_stats(worker: Service) -> dict[str, Any]:
     return stats
 
 
-def wait_settled(workers: list[Service], *, events: int, timeout_s: float) -> list[dict[str, Any]]:
-    """Wait until the workers together saw ``events`` events and every queued input has an outcome."""
+def combined_ledger(workers: list[Service]) -> Ledger:
+    """The ledgers of all workers summed: together they hold every partition once."""
+    total = Ledger()
+    for worker in workers:
+        total.merge(Ledger.from_json(worker_stats(worker)))
+    return total
+
+
+def wait_settled(workers: list[Service], *, events: int, timeout_s: float) -> dict[str, Any]:
+    """Wait until the workers together counted ``events`` events and every queued input has an outcome;
+    return the combined ledger's snapshot."""
     deadline = time.monotonic() + timeout_s
-    stats: list[dict[str, Any]] = []
+    total = Ledger()
     while time.monotonic() < deadline:
-        stats = [worker_stats(w) for w in workers]
-        seen = sum(s["events"].get("events", 0) for s in stats)
-        if seen >= events and all(s["pending"] == 0 for s in stats):
-            return stats
+        with contextlib.suppress(OSError):
+            total = combined_ledger(workers)
+            if total.events.get("events", 0) >= events and total.pending() == 0:
+                return total.snapshot()
         time.sleep(0.3)
-    raise TimeoutError(f"workers did not settle within {timeout_s:.0f}s; last stats: {stats}")
+    raise TimeoutError(f"workers did not settle within {timeout_s:.0f}s; last ledger: {total.snapshot()}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from schemas.collectors import Collector, CollectorsDocument
@@ -21,6 +21,7 @@ class CompiledCollector:
     key: str
     pre_queue: Steps
     post_queue: Steps
+    last_error: str | None = None
 
     @property
     def id(self) -> str:
@@ -35,6 +36,18 @@ class CompiledCollector:
     @property
     def active(self) -> bool:
         return self.spec.status == "active"
+
+    @property
+    def paused_by_error(self) -> bool:
+        """Paused because the destination refused its key: its queued inputs wait in the dead-letter topic."""
+        return not self.active and self.last_error is not None
+
+    def with_error(self, last_error: str | None) -> CompiledCollector:
+        return replace(self, last_error=last_error)
+
+    def paused(self, reason: str) -> CompiledCollector:
+        """This collector paused, with the reason as its last error."""
+        return replace(self, spec=self.spec.model_copy(update={"status": "paused"}), last_error=reason)
 
     def watches(self, version_id: str | None, caller_id: str | None) -> bool:
         """Whether an event of the indexed model, with this version and caller, is this collector's."""

@@ -1,19 +1,76 @@
-"""What a running worker holds besides Faust: collectors, ledger, poster, and each collector's last error."""
+"""What a running worker holds besides Faust: its collectors (static and from the control topic), its
+ledgers, its poster, and what went wrong with each collector."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
+from schemas.management import collector_key
+from streams.control.registry import compile_stored
+from streams.control.topic import ControlWriter
 from streams.delivery.poster import Poster
 from streams.ledger import Ledger
-from streams.routing import CollectorIndex
+from streams.routing import CollectorIndex, CompiledCollector
 from streams.settings import WorkerSettings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
 class Runtime:
     settings: WorkerSettings
-    index: CollectorIndex
     poster: Poster
-    ledger: Ledger = field(default_factory=Ledger)
+    static: list[CompiledCollector] = field(default_factory=list)
+    index: CollectorIndex = field(default_factory=CollectorIndex)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
     last_errors: dict[str, str] = field(default_factory=dict)
+    config_errors: dict[str, str] = field(default_factory=dict)
+    control_state: dict[str, dict[str, Any]] = field(default_factory=dict)
+    error_pauses: dict[str, str] = field(default_factory=dict)
+    control_writer: ControlWriter | None = None
+    ledgers: dict[str, Any] = field(default_factory=dict)
+
+    def apply_control(self, state: dict[str, dict[str, Any]]) -> None:
+        """Rebuild the index from the control topic's current documents (called on every change)."""
+        self.control_state = dict(state)
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        stored, errors = compile_stored(self.control_state)
+        static = [c.paused(self.error_pauses[c.id]) if c.id in self.error_pauses else c for c in self.static]
+        self.index = CollectorIndex([*static, *stored])
+        for cid, message in errors.items():
+            if self.config_errors.get(cid) != message:
+                log.error("collector %s: %s", cid, message)
+        self.config_errors = errors
+
+    async def pause_for_error(self, collector: CompiledCollector, reason: str) -> None:
+        """Pause a collector whose key the destination refused; stored collectors are paused for every worker."""
+        self.last_errors[collector.id] = reason
+        destination = collector.spec.destination
+        key = collector_key(destination.user_id, destination.app_id, collector.spec.id)
+        document = self.control_state.get(key)
+        if document is None or self.control_writer is None:
+            self.error_pauses[collector.id] = reason
+        else:
+            updated = {**document, "last_error": reason, "modified_at": _now()}
+            updated["collector"] = {**document["collector"], "status": "paused"}
+            self.control_state[key] = updated
+            await self.control_writer.put(key, updated)
+        self.rebuild()
+
+    def totals(self) -> Ledger:
+        """The ledgers of the partitions this worker holds, summed."""
+        total = Ledger()
+        for table in self.ledgers.values():
+            for value in table.values():
+                total.merge(Ledger.from_json(value))
+        return total
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

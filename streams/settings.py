@@ -17,10 +17,13 @@ class WorkerSettings(BaseSettings):
 
     app_id: str = Field(default="collectors", description="Faust app id: the consumer group of all workers.")
     broker: str = Field(default="kafka://127.0.0.1:9092", description="Kafka bootstrap, as kafka://host:port.")
-    config: Path | None = Field(default=None, description="Collectors configuration file (YAML or JSON).")
+    config: Path | None = Field(
+        default=None, description="A static collectors file (YAML or JSON), besides the managed collectors."
+    )
     predictions_topic: str = "predictions"
     queue_topic: str = "collectors-queue"
     dead_letter_topic: str = "collectors-dead-letters"
+    control_topic: str = Field(default="collectors-control", description="Compacted topic of managed collectors.")
     partitions: int = Field(default=4, ge=1, description="Partitions of the topics the worker creates.")
     web_host: str = "127.0.0.1"
     web_port: int = 6066

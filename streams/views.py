@@ -1,4 +1,4 @@
-"""The worker's web endpoints: health and each collector's funnel."""
+"""The worker's web endpoints: health, the ledger of the partitions it holds, and its collectors."""
 
 from __future__ import annotations
 
@@ -11,19 +11,38 @@ from streams.runtime import Runtime
 
 
 def register_views(app: faust.App, runtime: Runtime) -> None:
-    """Mount ``/collectors/stats/`` and ``/collectors/healthz/`` on the worker's web server."""
+    """Mount ``/collectors/stats/``, ``/collectors/list/`` and ``/collectors/healthz/``."""
 
     @app.page("/collectors/stats/")
     class Stats(View):
         async def get(self, request: Request) -> Response:
-            snapshot: dict[str, Any] = runtime.ledger.snapshot()
+            totals = runtime.totals()
+            snapshot: dict[str, Any] = totals.snapshot()
+            snapshot["pending"] = totals.pending()
+            snapshot["ready"] = runtime.ready.is_set()
             snapshot["last_errors"] = dict(runtime.last_errors)
+            snapshot["config_errors"] = dict(runtime.config_errors)
             snapshot["collectors_loaded"] = len(runtime.index)
-            snapshot["pending"] = runtime.ledger.pending()
             snapshot["poster"] = {"requests": runtime.poster.requests, "retries": runtime.poster.retries}
             return self.json(snapshot)
+
+    @app.page("/collectors/list/")
+    class Collectors(View):
+        async def get(self, request: Request) -> Response:
+            return self.json(
+                {
+                    "collectors": [
+                        {
+                            "id": c.id,
+                            "status": c.spec.status,
+                            "last_error": c.last_error or runtime.last_errors.get(c.id),
+                        }
+                        for c in runtime.index
+                    ]
+                }
+            )
 
     @app.page("/collectors/healthz/")
     class Health(View):
         async def get(self, request: Request) -> Response:
-            return self.json({"status": "ok"})
+            return self.json({"status": "ok", "ready": runtime.ready.is_set()})

@@ -136,6 +136,7 @@ def topic_env(unique: str) -> dict[str, str]:
         "COLLECTORS_PREDICTIONS_TOPIC": f"{unique}-predictions",
         "COLLECTORS_QUEUE_TOPIC": f"{unique}-queue",
         "COLLECTORS_DEAD_LETTER_TOPIC": f"{unique}-dead-letters",
+        "COLLECTORS_CONTROL_TOPIC": f"{unique}-control",
     }
 
 

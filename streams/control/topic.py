@@ -48,17 +48,21 @@ class ControlWriter:
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.topic = topic
         self._bootstrap = bootstrap
-        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap_address(bootstrap), acks="all")
+        self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
         await ensure_control_topic(self._bootstrap, self.topic)
+        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap_address(self._bootstrap), acks="all")
         await self._producer.start()
 
     async def stop(self) -> None:
-        await self._producer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
 
     async def put(self, key: str, value: dict[str, Any] | None) -> None:
         """Store ``value`` under ``key``; None deletes it (a tombstone)."""
+        if self._producer is None:
+            raise RuntimeError("ControlWriter.start() first")
         payload = None if value is None else orjson.dumps(value)
         await self._producer.send_and_wait(self.topic, payload, key=key.encode())
 

@@ -74,7 +74,7 @@ async def test_events_flow_from_kafka_to_the_destination(
     all_lines = [*lines, malformed, kcat_event]
 
     worker = worker_factory(config, env={"TEST_PETS_KEY": key})
-    (stats,) = wait_settled([worker], events=len(all_lines), timeout_s=120)
+    stats = wait_settled([worker], events=len(all_lines), timeout_s=120)
 
     report = await simulate(offline_index(config), all_lines)
     expected = {input_id(cid, eid) for cid, ids in report.selected.items() for eid in ids}
@@ -119,7 +119,7 @@ async def test_redelivery_cannot_duplicate(
     # A new consumer group with its own queue topic re-reads every prediction from the start.
     replay_env = {"TEST_PETS_KEY": key, "COLLECTORS_QUEUE_TOPIC": f"{unique}-replay-queue"}
     replay = worker_factory(config, env=replay_env, app_id=f"{unique}-replay")
-    (stats,) = wait_settled([replay], events=len(lines), timeout_s=120)
+    stats = wait_settled([replay], events=len(lines), timeout_s=120)
     assert sorted(destination.input_ids("ann", "pets")) == sorted(stored_once)
     duplicates = sum(c.get("duplicate", 0) for c in stats["collectors"].values())
     posted = sum(c.get("posted", 0) for c in stats["collectors"].values())
