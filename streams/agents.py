@@ -23,37 +23,12 @@ from streams.delivery.poster import AuthFailure, PermanentRequestFailure, redact
 from streams.ledger import Ledger
 from streams.routing import CompiledCollector
 from streams.runtime import Runtime
-from streams.selection import post_queue_passes, select
+from streams.selection import after_queue_passes, refund, select
+from streams.tables import PartitionLedgers, PartitionState
 
 log = logging.getLogger(__name__)
 
 DeadLetter = Callable[[bytes | None, bytes], Awaitable[None]]
-
-
-class PartitionLedgers:
-    """The ledgers of one agent's source partitions, loaded from and saved to a Faust table per batch."""
-
-    def __init__(self, table: faust.Table[str, Any]) -> None:
-        self.table = table
-        self._touched: dict[int, Ledger] = {}
-
-    def for_record(self, partition: int, offset: int) -> Ledger | None:
-        """The partition's ledger, or None when this offset was already counted (a redelivery)."""
-        ledger = self._touched.get(partition)
-        if ledger is None:
-            ledger = self._touched[partition] = Ledger.from_json(self.table.get(f"p{partition}"))
-        if offset <= ledger.offset:
-            return None
-        ledger.offset = offset
-        return ledger
-
-    def save(self) -> None:
-        """Write each touched partition's ledger to the table's changelog, on that partition."""
-        for partition, ledger in self._touched.items():
-            key, value = f"p{partition}", ledger.to_json()
-            self.table.data[key] = value
-            self.table.send_changelog(partition, key, value)
-        self._touched.clear()
 
 
 def register_agents(app: faust.App, runtime: Runtime, topics: dict[str, faust.TopicT]) -> None:
@@ -65,8 +40,8 @@ def register_agents(app: faust.App, runtime: Runtime, topics: dict[str, faust.To
     async def dead_letter(key: bytes | None, value: bytes) -> None:
         await app.producer.send(dead_letter_name, key, value, None, None, None)
 
-    select_ledgers = PartitionLedgers(runtime.ledgers["select"])
-    post_ledgers = PartitionLedgers(runtime.ledgers["post"])
+    select_ledgers = PartitionLedgers(runtime.tables["select"])
+    post_ledgers = PartitionLedgers(runtime.tables["post"])
 
     @app.agent(topics["predictions"], name="collectors.select")
     async def select_agent(stream: faust.StreamT[bytes]) -> None:
@@ -90,14 +65,15 @@ def register_agents(app: faust.App, runtime: Runtime, topics: dict[str, faust.To
             settings.post_batch_size, within=settings.post_batch_within_s
         )
         async for events in batches:
-            groups: dict[str, list[tuple[dict[str, Any], Ledger]]] = defaultdict(list)
+            groups: dict[tuple[str, int], list[tuple[dict[str, Any], Ledger]]] = defaultdict(list)
             for event in events:
                 message = event.message
                 ledger = post_ledgers.for_record(message.partition, message.offset) or Ledger()
                 record = orjson.loads(message.value or b"{}")
-                groups[record["collector_id"]].append((record, ledger))
-            for collector_id, items in groups.items():
-                await _deliver(runtime, collector_id, items, dead_letter)
+                groups[(record["collector_id"], message.partition)].append((record, ledger))
+            for (collector_id, partition), items in groups.items():
+                state = PartitionState(runtime.tables["state"], partition)
+                await _deliver(runtime, collector_id, items, state, dead_letter)
             post_ledgers.save()
 
 
@@ -123,6 +99,8 @@ async def _select_one(
         await dead_letter(message.key, letter)
         return
     ledger.events[outcome.DECODED] += 1
+    if decoded.get("created_at") is None and message.timestamp:
+        decoded["_kafka_timestamp_ms"] = int(message.timestamp * 1000)  # event time for quotas
     queued, rejected = select(decoded, runtime.index, ledger)
     for collector, record in queued:
         await app.producer.send(queue_name, collector.id.encode(), orjson.dumps(record), None, None, None)
@@ -141,7 +119,11 @@ async def _select_one(
 
 
 async def _deliver(
-    runtime: Runtime, collector_id: str, items: list[tuple[dict[str, Any], Ledger]], dead_letter: DeadLetter
+    runtime: Runtime,
+    collector_id: str,
+    items: list[tuple[dict[str, Any], Ledger]],
+    state: PartitionState,
+    dead_letter: DeadLetter,
 ) -> None:
     """Post one collector's queued records; each outcome is counted in its record's partition ledger."""
     collector = runtime.index.get(collector_id)
@@ -152,15 +134,16 @@ async def _deliver(
     if collector.paused_by_error:
         await _dead_letter_all(collector, items, dead_letter, "collector_paused", collector.last_error or "", None)
         return
-    survivors = [(r, lg) for r, lg in items if await post_queue_passes(collector, r, lg)]
+    survivors = [(r, lg) for r, lg in items if await after_queue_passes(collector, r, lg, state)]
     for start in range(0, len(survivors), MAX_INPUTS_PER_REQUEST):
-        await _post_batch(runtime, collector, survivors[start : start + MAX_INPUTS_PER_REQUEST], dead_letter)
+        await _post_batch(runtime, collector, survivors[start : start + MAX_INPUTS_PER_REQUEST], state, dead_letter)
 
 
 async def _post_batch(
     runtime: Runtime,
     collector: CompiledCollector,
     items: list[tuple[dict[str, Any], Ledger]],
+    state: PartitionState,
     dead_letter: DeadLetter,
 ) -> None:
     destination = collector.spec.destination
@@ -186,7 +169,9 @@ async def _post_batch(
     for input_id in result.delivered:
         by_id[input_id][1].count(collector.id, outcome.POSTED)
     for input_id in result.duplicates:
-        by_id[input_id][1].count(collector.id, outcome.DUPLICATE)
+        record, ledger = by_id[input_id]
+        ledger.count(collector.id, outcome.DUPLICATE)
+        refund(collector, record, state)
     for input_id, code, description in result.failed:
         record, ledger = by_id[input_id]
         runtime.last_errors[collector.id] = f"input refused: {code} {description}"

@@ -48,12 +48,10 @@ def create_app(settings: WorkerSettings, static: Sequence[CompiledCollector] = (
         "queue": app.topic(settings.queue_topic, partitions=settings.partitions, internal=True),
         "dead_letters": app.topic(settings.dead_letter_topic, partitions=1, internal=True),
     }
-    for stage in ("select", "post"):
-        runtime.ledgers[stage] = app.Table(
-            f"ledger-{stage}",
-            default=None,
-            partitions=settings.partitions,
-        )  # key and value types unset: Faust stores them as JSON
+    # Key and value types unset: Faust stores them as JSON.
+    runtime.tables["select"] = app.Table("ledger-select", default=None, partitions=settings.partitions)
+    runtime.tables["post"] = app.Table("ledger-post", default=None, partitions=settings.partitions)
+    runtime.tables["state"] = app.Table("operator-state", default=None, partitions=settings.partitions)
     register_agents(app, runtime, topics)
     register_views(app, runtime)
     control = ControlReader(settings.broker, settings.control_topic, on_change=runtime.apply_control)

@@ -20,7 +20,11 @@ class CompiledCollector:
     spec: Collector
     key: str
     pre_queue: Steps
-    post_queue: Steps
+    """Run by the selecting agent on every matching event: the stateless steps of the pre-queue workflow."""
+    after_queue: Steps
+    """Run by the posting agent, where records are partitioned by collector: the pre-queue workflow from its
+    first stateful step on (a quota counts what was queued, shared by all workers), then the post-queue
+    workflow on the original input."""
     last_error: str | None = None
 
     @property
@@ -65,11 +69,14 @@ def compile_collector(collector: Collector, workflows: Mapping[str, Any], key: s
     if collector.pre_queue_workflow_id is not None:
         workflow = workflows[collector.pre_queue_workflow_id]
         pre.extend(compile_nodes(workflow.nodes, stage="pre", collector_id=collector.id, workflow_id=workflow.id))
-    post: tuple[Step, ...] = ()
+    first_stateful = next((i for i, step in enumerate(pre) if step.stateful), len(pre))
+    after = pre[first_stateful:]
     if collector.post_queue_workflow_id is not None:
         workflow = workflows[collector.post_queue_workflow_id]
-        post = compile_nodes(workflow.nodes, stage="post", collector_id=collector.id, workflow_id=workflow.id)
-    return CompiledCollector(spec=collector, key=key, pre_queue=Steps(tuple(pre)), post_queue=Steps(post))
+        after.extend(compile_nodes(workflow.nodes, stage="post", collector_id=collector.id, workflow_id=workflow.id))
+    return CompiledCollector(
+        spec=collector, key=key, pre_queue=Steps(tuple(pre[:first_stateful])), after_queue=Steps(tuple(after))
+    )
 
 
 class CollectorIndex:

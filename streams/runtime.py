@@ -32,7 +32,8 @@ class Runtime:
     control_state: dict[str, dict[str, Any]] = field(default_factory=dict)
     error_pauses: dict[str, str] = field(default_factory=dict)
     control_writer: ControlWriter | None = None
-    ledgers: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, Any] = field(default_factory=dict)
+    """Faust tables: ``select`` and ``post`` ledgers per partition, ``state`` of stateful operators."""
 
     def apply_control(self, state: dict[str, dict[str, Any]]) -> None:
         """Rebuild the index from the control topic's current documents (called on every change)."""
@@ -66,7 +67,7 @@ class Runtime:
     def totals(self) -> Ledger:
         """The ledgers of the partitions this worker holds, summed."""
         total = Ledger()
-        for table in self.ledgers.values():
+        for table in (self.tables["select"], self.tables["post"]):
             for value in table.values():
                 total.merge(Ledger.from_json(value))
         return total

@@ -84,20 +84,43 @@ def queue_record(collector: CompiledCollector, event: dict[str, Any], candidate:
         "event_id": event["id"],
         "input": {"id": input_id(collector.id, event["id"]), "data": data},
     }
-    if collector.post_queue.steps:
-        record["original"] = {"id": event["id"], "output": {"input": original, "data": output.get("data") or {}}}
+    if collector.after_queue.steps:
+        # What the steps after the queue judge: the original input, and the concepts as the pre-queue
+        # steps narrowed them.
+        record["original"] = {
+            "id": event["id"],
+            "created_at": event.get("created_at"),
+            "_kafka_timestamp_ms": event.get("_kafka_timestamp_ms"),
+            "output": {"input": original, "data": {"concepts": candidate.concepts, "regions": candidate.regions}},
+        }
     return record
 
 
-async def post_queue_passes(
+def after_queue_candidate(
+    collector: CompiledCollector, record: dict[str, Any], state: MutableMapping[str, Any] | None
+) -> Candidate:
+    """The candidate the steps after the queue judge, with the memory of stateful operators."""
+    return Candidate.of(collector.id, record["original"], state)
+
+
+async def after_queue_passes(
     collector: CompiledCollector, record: dict[str, Any], ledger: Ledger, state: MutableMapping[str, Any] | None = None
 ) -> bool:
-    """Run the post-queue workflow on the original input; count a stop under the node that stopped it."""
-    if not collector.post_queue.steps:
+    """Run the steps after the queue; count a stop under the node that stopped it."""
+    if not collector.after_queue.steps:
         return True
-    candidate = Candidate.of(collector.id, record["original"], state)
-    stopped_by = await collector.post_queue.run_async(candidate)
+    stopped_by = await collector.after_queue.run_async(after_queue_candidate(collector, record, state))
     if stopped_by is not None:
         ledger.filtered(collector.id, stopped_by, post_queue=True)
         return False
     return True
+
+
+def refund(collector: CompiledCollector, record: dict[str, Any], state: MutableMapping[str, Any]) -> None:
+    """Give back what stateful steps took for an input the destination already had (INPUT_DUPLICATE)."""
+    if not collector.after_queue.steps:
+        return
+    candidate = after_queue_candidate(collector, record, state)
+    for step in collector.after_queue.steps:
+        if step.refund is not None:
+            step.refund(candidate)

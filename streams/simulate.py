@@ -12,7 +12,7 @@ from streams.config import read_document
 from streams.decoding import DecodeError, decode_event
 from streams.ledger import Ledger
 from streams.routing import CollectorIndex, build_index
-from streams.selection import post_queue_passes, select
+from streams.selection import after_queue_passes, select
 
 OFFLINE_KEY = "simulate-offline"
 
@@ -51,6 +51,7 @@ def offline_index(config: Path) -> CollectorIndex:
 async def simulate(index: CollectorIndex, lines: Iterable[bytes]) -> SimulationReport:
     """What the worker would do with these events, without posting anything."""
     ledger = Ledger()
+    state: dict[str, Any] = {}
     selected: dict[str, list[str]] = {c.id: [] for c in index}
     report = SimulationReport(selected=selected, ledger=ledger)
     for number, line in enumerate(lines, start=1):
@@ -66,7 +67,7 @@ async def simulate(index: CollectorIndex, lines: Iterable[bytes]) -> SimulationR
         ledger.events[outcome.DECODED] += 1
         queued, _rejected = select(event, index, ledger)
         for collector, record in queued:
-            if await post_queue_passes(collector, record, ledger):
+            if await after_queue_passes(collector, record, ledger, state):
                 ledger.count(collector.id, outcome.POSTED)
                 selected[collector.id].append(record["event_id"])
     return report

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -29,6 +29,8 @@ class Step:
     label: str
     decide: Decision | AsyncDecision
     is_async: bool = False
+    stateful: bool = False
+    refund: Callable[[Candidate], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,14 +83,23 @@ def compile_nodes(
 ) -> tuple[Step, ...]:
     """Compile a workflow's nodes for one stage; raise :class:`WorkflowError` on any bad node."""
     return tuple(
-        Step(f"{workflow_id}/{index}:{node.operator}", *_build(node, stage, collector_id, workflow_id, str(index)))
+        _build(node, stage, collector_id, workflow_id, str(index)).step(f"{workflow_id}/{index}:{node.operator}")
         for index, node in enumerate(nodes)
     )
 
 
-def _build(
-    node: Node, stage: Stage, collector_id: str, workflow_id: str, where: str
-) -> tuple[Decision | AsyncDecision, bool]:
+@dataclass(frozen=True, slots=True)
+class _Built:
+    decide: Decision | AsyncDecision
+    is_async: bool = False
+    stateful: bool = False
+    refund: Callable[[Candidate], None] | None = None
+
+    def step(self, label: str) -> Step:
+        return Step(label, self.decide, self.is_async, self.stateful, self.refund)
+
+
+def _build(node: Node, stage: Stage, collector_id: str, workflow_id: str, where: str) -> _Built:
     context = f"collector {collector_id!r}, workflow {workflow_id!r}, node {where} ({node.operator!r})"
     if node.operator == ANY_GROUP:
         return _build_any(node, stage, collector_id, workflow_id, where, context)
@@ -105,18 +116,23 @@ def _build(
     except ValidationError as exc:
         raise WorkflowError(f"{context}: {_describe(exc)}") from None
     try:
-        return operator.build(params), operator.is_async
+        decide = operator.build(params)
     except (OSError, ValueError) as exc:
         raise WorkflowError(f"{context}: {exc}") from None
+    refund = operator.refund
+    return _Built(
+        decide,
+        operator.is_async,
+        operator.stateful,
+        None if refund is None else (lambda candidate: refund(params, candidate)),
+    )
 
 
-def _build_any(
-    node: Node, stage: Stage, collector_id: str, workflow_id: str, where: str, context: str
-) -> tuple[Decision | AsyncDecision, bool]:
+def _build_any(node: Node, stage: Stage, collector_id: str, workflow_id: str, where: str, context: str) -> _Built:
     raw_children = node.parameters.get("nodes")
     if not isinstance(raw_children, list) or not raw_children:
         raise WorkflowError(f"{context}: field `nodes` must be a non-empty list of nodes")
-    children: list[tuple[Decision | AsyncDecision, bool]] = []
+    children: list[_Built] = []
     for index, raw in enumerate(raw_children):
         try:
             child = Node.model_validate(raw)
@@ -126,19 +142,20 @@ def _build_any(
 
     # Each child judges its own copy, so one child's narrowing does not leak into the next;
     # the first child that passes hands its narrowed view on.
-    if any(is_async for _, is_async in children):
+    stateful = any(child.stateful for child in children)
+    if any(child.is_async for child in children):
 
         async def any_of_async(candidate: Candidate) -> bool:
-            for decide, _ in children:
+            for child in children:
                 trial = candidate.narrowed()
-                if await _decided(decide(trial)):
+                if await _decided(child.decide(trial)):
                     candidate.concepts, candidate.regions = trial.concepts, trial.regions
                     return True
             return False
 
-        return any_of_async, True
+        return _Built(any_of_async, True, stateful)
 
-    sync_children = [cast(Decision, decide) for decide, _ in children]
+    sync_children = [cast(Decision, child.decide) for child in children]
 
     def any_of(candidate: Candidate) -> bool:
         for decide in sync_children:
@@ -148,7 +165,7 @@ def _build_any(
                 return True
         return False
 
-    return any_of, False
+    return _Built(any_of, False, stateful)
 
 
 def _describe(exc: ValidationError) -> str:

@@ -70,3 +70,8 @@ class Operator:
     params: type[BaseModel]
     build: Callable[[Any], Decision | AsyncDecision]
     is_async: bool = False
+    stateful: bool = False
+    """Keeps memory in ``Candidate.state``: the worker runs it where that memory is partitioned by collector
+    (after the queue), so every worker shares it through a Faust table."""
+    refund: Callable[[Any, Candidate], None] | None = None
+    """Gives back what the decision took, when the destination says the input was a duplicate."""

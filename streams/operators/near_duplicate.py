@@ -89,4 +89,6 @@ def build(params: NearDuplicateParams) -> AsyncDecision:
     return near_duplicate
 
 
-OPERATOR = Operator(name="near_duplicate", stages=("post",), params=NearDuplicateParams, build=build, is_async=True)
+OPERATOR = Operator(
+    name="near_duplicate", stages=("post",), params=NearDuplicateParams, build=build, is_async=True, stateful=True
+)

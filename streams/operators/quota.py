@@ -123,4 +123,10 @@ def build(params: QuotaParams) -> Decision:
     return quota
 
 
-OPERATOR = Operator(name="quota", stages=("pre",), params=QuotaParams, build=build)
+def _refund_candidate(params: QuotaParams, candidate: Candidate) -> None:
+    refund(candidate.state, candidate.collector_id, params, candidate.event)
+
+
+OPERATOR = Operator(
+    name="quota", stages=("pre",), params=QuotaParams, build=build, stateful=True, refund=_refund_candidate
+)
