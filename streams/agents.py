@@ -53,8 +53,13 @@ def register_agents(app: faust.App, runtime: Runtime, topics: dict[str, faust.To
         async for events in batches:
             for event in events:
                 message = event.message
-                ledger = select_ledgers.for_record(message.partition, message.offset) or Ledger()
-                await _select_one(app, runtime, message, ledger, queue_name, dead_letter)
+                ledger, fresh = select_ledgers.for_record(message.partition, message.offset)
+                if fresh:
+                    await _select_one(app, runtime, message, ledger, queue_name, dead_letter)
+                else:  # processed before a crash or rebalance: do it again, count only what it re-queues
+                    requeued = await _select_one(app, runtime, message, Ledger(), queue_name, dead_letter)
+                    for collector_id in requeued:
+                        ledger.count(collector_id, outcome.REQUEUED)
             select_ledgers.save()
 
     @app.agent(topics["queue"], name="collectors.post")
@@ -68,7 +73,9 @@ def register_agents(app: faust.App, runtime: Runtime, topics: dict[str, faust.To
             groups: dict[tuple[str, int], list[tuple[dict[str, Any], Ledger]]] = defaultdict(list)
             for event in events:
                 message = event.message
-                ledger = post_ledgers.for_record(message.partition, message.offset) or Ledger()
+                ledger, fresh = post_ledgers.for_record(message.partition, message.offset)
+                if not fresh:  # its outcome was counted before a crash or rebalance
+                    ledger = Ledger()
                 record = orjson.loads(message.value or b"{}")
                 groups[(record["collector_id"], message.partition)].append((record, ledger))
             for (collector_id, partition), items in groups.items():
@@ -79,7 +86,8 @@ def register_agents(app: faust.App, runtime: Runtime, topics: dict[str, faust.To
 
 async def _select_one(
     app: faust.App, runtime: Runtime, message: Any, ledger: Ledger, queue_name: str, dead_letter: DeadLetter
-) -> None:
+) -> list[str]:
+    """Decode, select and queue one prediction; return the ids of the collectors it was queued for."""
     settings = runtime.settings
     raw: bytes = message.value or b""
     ledger.events[outcome.EVENTS] += 1
@@ -97,7 +105,7 @@ async def _select_one(
             offset=message.offset,
         )
         await dead_letter(message.key, letter)
-        return
+        return []
     ledger.events[outcome.DECODED] += 1
     if decoded.get("created_at") is None and message.timestamp:
         decoded["_kafka_timestamp_ms"] = int(message.timestamp * 1000)  # event time for quotas
@@ -116,6 +124,7 @@ async def _select_one(
             collector_id=rejection.collector_id,
         )
         await dead_letter(rejection.collector_id.encode(), letter)
+    return [collector.id for collector, _ in queued]
 
 
 async def _deliver(

@@ -8,6 +8,7 @@ from typing import Any
 SEEN = "seen"
 PAUSED = "paused"
 QUEUED = "queued"
+REQUEUED = "requeued"
 POSTED = "posted"
 DUPLICATE = "duplicate"
 DEAD_LETTERED = "dead_lettered"
@@ -62,12 +63,16 @@ class Ledger:
         self.collectors[collector_id][(POST_FILTERED_PREFIX if post_queue else FILTERED_PREFIX) + label] += 1
 
     def pending(self) -> int:
-        """Inputs queued whose outcome (posted, duplicate, dead-lettered, dropped, filtered) is not known yet."""
+        """Queue records whose outcome (posted, duplicate, dead-lettered, dropped, filtered) is not known yet.
+
+        Records re-queued when a prediction was processed again after a crash count too: each queue record
+        has exactly one outcome.
+        """
         waiting = 0
         for counts in self.collectors.values():
             done = sum(counts[k] for k in (POSTED, DUPLICATE, DEAD_LETTERED, DROPPED))
             done += sum(n for k, n in counts.items() if k.startswith(POST_FILTERED_PREFIX))
-            waiting += counts[QUEUED] - done
+            waiting += counts[QUEUED] + counts[REQUEUED] - done
         return waiting
 
     def snapshot(self) -> dict[str, Any]:

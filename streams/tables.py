@@ -27,15 +27,15 @@ class PartitionLedgers:
         self.table = table
         self._touched: dict[int, Ledger] = {}
 
-    def for_record(self, partition: int, offset: int) -> Ledger | None:
-        """The partition's ledger, or None when this offset was already counted (a redelivery)."""
+    def for_record(self, partition: int, offset: int) -> tuple[Ledger, bool]:
+        """The partition's ledger, and whether this offset is new (False: counted before, a redelivery)."""
         ledger = self._touched.get(partition)
         if ledger is None:
             ledger = self._touched[partition] = Ledger.from_json(self.table.get(f"p{partition}"))
         if offset <= ledger.offset:
-            return None
+            return ledger, False
         ledger.offset = offset
-        return ledger
+        return ledger, True
 
     def save(self) -> None:
         """Write each touched partition's ledger to the table, on that partition."""
