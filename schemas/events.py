@@ -14,12 +14,17 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 _OPEN = ConfigDict(extra="allow")
 
 
+def _one_of_present(fields: dict[str, str]) -> dict[str, object]:
+    """JSON Schema for "at least one of these fields is present and not null"."""
+    return {"anyOf": [{"required": [name], "properties": {name: {"type": kind}}} for name, kind in fields.items()]}
+
+
 class Image(BaseModel):
     """An image given inline (``base64``) or by address (``url``)."""
 
     model_config = ConfigDict(
         extra="allow",
-        json_schema_extra={"anyOf": [{"required": ["url"]}, {"required": ["base64"]}]},
+        json_schema_extra=_one_of_present({"url": "string", "base64": "string"}),
     )
 
     url: str | None = Field(default=None, min_length=1)
@@ -37,7 +42,7 @@ class Text(BaseModel):
 
     model_config = ConfigDict(
         extra="allow",
-        json_schema_extra={"anyOf": [{"required": ["raw"]}, {"required": ["url"]}]},
+        json_schema_extra=_one_of_present({"raw": "string", "url": "string"}),
     )
 
     raw: str | None = None
@@ -55,7 +60,7 @@ class InputData(BaseModel):
 
     model_config = ConfigDict(
         extra="allow",
-        json_schema_extra={"anyOf": [{"required": ["image"]}, {"required": ["text"]}]},
+        json_schema_extra=_one_of_present({"image": "object", "text": "object"}),
     )
 
     image: Image | None = None

@@ -1,23 +1,23 @@
-"""Decode raw prediction-event bytes once, check them against the published contract.
+"""Decode raw prediction-event bytes once, check them against the contract.
 
-The validator is compiled from the very JSON Schema producers get (``schemas/json``), so the worker
-and producers in other languages check the same rules. Pydantic stays out of the per-event path.
+The checks are the published JSON Schema's (``schemas/json``), run by msgspec Structs (``schemas/structs``)
+plus the "one of" rules a Struct cannot state; the event itself is parsed by orjson into plain dicts, with
+unknown fields kept. Pydantic stays out of the per-event path.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import fastjsonschema
+import msgspec
 import orjson
 
-from schemas.export import event_schema
+from schemas.structs import PredictionEvent
 
 DEFAULT_MAX_EVENT_BYTES = 1_048_576
 DEFAULT_MAX_DEPTH = 32
 
-_SCHEMA = event_schema()
-_validate = fastjsonschema.compile(_SCHEMA, use_default=False)
+_check = msgspec.json.Decoder(PredictionEvent).decode
 
 
 class DecodeError(Exception):
@@ -48,37 +48,35 @@ def decode_event(
         raise DecodeError("invalid_json", str(exc)) from None
     if not isinstance(event, dict):
         raise DecodeError("contract", f"an event is a JSON object, got {type(event).__name__}")
-    if _depth_exceeds(event, max_depth):
-        raise DecodeError("too_deep", f"event nests deeper than {max_depth} levels")
     try:
-        _validate(event)
-    except fastjsonschema.JsonSchemaValueException as exc:
-        raise DecodeError("contract", _readable(exc)) from None
+        checked = _check(raw)
+    except msgspec.ValidationError as exc:
+        raise DecodeError("contract", _readable(str(exc))) from None
+    _check_alternatives(checked)
+    # The input's data (metadata above all) is free-form and travels on to the destination: bound its depth.
+    if _depth_exceeds(event["output"]["input"]["data"], max_depth - 3):
+        raise DecodeError("too_deep", f"output.input.data nests deeper than {max_depth} levels from the event")
     return event
 
 
-def _readable(exc: fastjsonschema.JsonSchemaValueException) -> str:
-    name = exc.name or "data"
-    path = name.removeprefix("data").lstrip(".") or "(event)"
-    if exc.rule == "anyOf" and isinstance(exc.rule_definition, list):
-        alternatives = _required_alternatives(exc.rule_definition)
-        if alternatives:
-            return f"{path} needs {' or '.join(alternatives)}"
-    message = exc.message.removeprefix(name).strip()
-    return f"{path} {message}"
+def _readable(message: str) -> str:
+    """msgspec's "Expected ... - at `$.output.model`" as "output.model: Expected ..."."""
+    text, _, where = message.rpartition(" - at `")
+    if not text:
+        return message
+    path = where.rstrip("`").removeprefix("$").lstrip(".") or "(event)"
+    return f"{path}: {text}"
 
 
-def _required_alternatives(options: list[Any]) -> list[str]:
-    """For an ``anyOf`` of "has field X" rules (possibly behind a $ref, beside null): the fields named."""
-    for option in options:
-        if isinstance(option, dict) and "$ref" in option:
-            option = _SCHEMA["$defs"].get(option["$ref"].rsplit("/", 1)[-1], {})
-        if isinstance(option, dict) and "anyOf" in option:
-            return _required_alternatives(option["anyOf"])
-    names = [
-        " and ".join(f"`{f}`" for f in option.get("required", [])) for option in options if isinstance(option, dict)
-    ]
-    return names if names and all(names) else []
+def _check_alternatives(event: PredictionEvent) -> None:
+    """The contract's "one of" rules: an input has an image or a text, each given by one of its forms."""
+    data = event.output.input.data
+    if data.image is None and data.text is None:
+        raise DecodeError("contract", "output.input.data needs `image` or `text`")
+    if data.image is not None and data.image.url is None and data.image.base64 is None:
+        raise DecodeError("contract", "output.input.data.image needs `url` or `base64`")
+    if data.text is not None and data.text.raw is None and data.text.url is None:
+        raise DecodeError("contract", "output.input.data.text needs `raw` or `url`")
 
 
 def _depth_exceeds(value: Any, limit: int) -> bool:

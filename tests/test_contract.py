@@ -7,6 +7,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas.events import PredictionEvent
 from schemas.export import JSON_DIR, SCHEMA_FILES, json_schema
@@ -116,3 +118,82 @@ def test_published_schema_files_are_current() -> None:
     for name, model in SCHEMA_FILES.items():
         published = json.loads((JSON_DIR / name).read_text(encoding="utf-8"))
         assert published == json_schema(model), f"run `collectors schema --out schemas/json` to refresh {name}"
+
+
+def _published_validator() -> Any:
+    import fastjsonschema
+
+    schema = json.loads((JSON_DIR / "prediction-event.schema.json").read_text(encoding="utf-8"))
+    return fastjsonschema.compile(schema, use_default=False)
+
+
+PUBLISHED = _published_validator()
+
+_text = st.text(max_size=6)
+_maybe = st.none() | _text
+_value = st.floats(-0.5, 1.5, allow_nan=False) | st.integers(-1, 2) | st.none() | _text
+_concept = st.fixed_dictionaries({"id": _text, "value": _value}, optional={"name": _maybe | st.integers(-5, 5)})
+_event = st.fixed_dictionaries(
+    {
+        "id": _text,
+        "output": st.fixed_dictionaries(
+            {
+                "model": st.fixed_dictionaries(
+                    {"id": _text, "user_id": _text, "app_id": _text},
+                    optional={"model_version": st.none() | st.fixed_dictionaries({"id": _text})},
+                ),
+                "input": st.fixed_dictionaries(
+                    {
+                        "data": st.fixed_dictionaries(
+                            {},
+                            optional={
+                                "image": st.none()
+                                | st.fixed_dictionaries({}, optional={"url": _maybe, "base64": _maybe}),
+                                "text": st.none() | st.fixed_dictionaries({}, optional={"raw": _maybe, "url": _maybe}),
+                                "metadata": st.dictionaries(_text, _text | st.integers(-(2**63), 2**63 - 1), max_size=2),
+                            },
+                        )
+                    },
+                    optional={"id": _maybe},
+                ),
+            },
+            optional={
+                "data": st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "concepts": st.lists(_concept, max_size=3),
+                        "regions": st.lists(
+                            st.fixed_dictionaries(
+                                {},
+                                optional={"data": st.fixed_dictionaries({"concepts": st.lists(_concept, max_size=2)})},
+                            ),
+                            max_size=2,
+                        ),
+                    },
+                )
+            },
+        ),
+    },
+    optional={
+        "created_at": st.none() | st.sampled_from(["2026-11-27T10:00:00Z", "2026-11-27T10:00:00.5+02:00", "soon"]),
+        "caller": st.none() | st.fixed_dictionaries({"user_id": _text}),
+        "extra": _text,
+    },
+)
+
+
+@settings(max_examples=3000, deadline=None, database=None)
+@given(_event)
+def test_fast_validator_agrees_with_the_published_schema(document: dict[str, Any]) -> None:
+    """The worker's msgspec checks accept exactly what the published JSON Schema accepts."""
+    try:
+        PUBLISHED(document)
+        published_ok = True
+    except Exception:
+        published_ok = False
+    try:
+        decode_event(orjson.dumps(document))
+        fast_ok = True
+    except DecodeError:
+        fast_ok = False
+    assert fast_ok == published_ok, document
