@@ -10,11 +10,12 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.config import JsonDict
 
 _OPEN = ConfigDict(extra="allow")
 
 
-def _one_of_present(fields: dict[str, str]) -> dict[str, object]:
+def _one_of_present(fields: dict[str, str]) -> JsonDict:
     """JSON Schema for "at least one of these fields is present and not null"."""
     return {"anyOf": [{"required": [name], "properties": {name: {"type": kind}}} for name, kind in fields.items()]}
 
