@@ -12,11 +12,8 @@ import click
 import orjson
 
 from streams.config import ConfigError
+from streams.exits import EXIT_UNREACHABLE, EXIT_USAGE
 from streams.workflows import WorkflowError
-
-EXIT_USAGE = 2
-EXIT_REFUSED = 3
-EXIT_UNREACHABLE = 4
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -47,9 +44,17 @@ def worker(**options: Any) -> None:
     from streams.app import create_app
     from streams.config import load_index
     from streams.settings import WorkerSettings
+    from streams.topics import TopicLayoutError, prepare_topics
 
     overrides = {k: v for k, v in options.items() if v is not None}
     settings = WorkerSettings(**overrides)
+    try:
+        partitions = asyncio.run(prepare_topics(settings))
+    except ConnectionError as exc:
+        _fail(f"{exc}. Is Kafka running? Start it with `collectors kafka up`.", EXIT_UNREACHABLE)
+    except TopicLayoutError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    settings = settings.model_copy(update={"partitions": partitions})
     static = []
     if settings.config is not None:
         try:
@@ -138,11 +143,21 @@ def demo(kafka_port: int, workdir: Path) -> None:
 
 
 def _register_groups() -> None:
+    from streams.control.commands import MANAGEMENT_COMMANDS, control
     from streams.destination.commands import destination
     from streams.localkafka.commands import kafka
 
     main.add_command(kafka)
     main.add_command(destination)
+    main.add_command(control)
+    for command in MANAGEMENT_COMMANDS:
+        main.add_command(command)
+
+    from streams.operations.commands import backfill_command, dlq, stats_command
+
+    main.add_command(stats_command)
+    main.add_command(dlq)
+    main.add_command(backfill_command)
 
 
 _register_groups()

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+from streams.clock import utc_now
 
 
 def for_event(
@@ -34,7 +31,7 @@ def for_event(
         "source_partition": partition,
         "source_offset": offset,
         "replayable": False,
-        "at": _now(),
+        "at": utc_now(),
     }
     try:
         record["value"] = raw.decode("utf-8")
@@ -61,6 +58,6 @@ def for_input(
         "status_code": status_code,
         "replayable": replayable,
         "input": queued.get("input"),
-        "at": _now(),
+        "at": utc_now(),
     }
     return orjson.dumps(record)

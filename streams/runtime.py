@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from schemas.management import collector_key
+from streams.clock import utc_now
 from streams.control.registry import compile_stored
 from streams.control.topic import ControlWriter
 from streams.delivery.poster import Poster
@@ -58,7 +58,7 @@ class Runtime:
         if document is None or self.control_writer is None:
             self.error_pauses[collector.id] = reason
         else:
-            updated = {**document, "last_error": reason, "modified_at": _now()}
+            updated = {**document, "last_error": reason, "modified_at": utc_now()}
             updated["collector"] = {**document["collector"], "status": "paused"}
             self.control_state[key] = updated
             await self.control_writer.put(key, updated)
@@ -71,7 +71,3 @@ class Runtime:
             for value in table.values():
                 total.merge(Ledger.from_json(value))
         return total
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

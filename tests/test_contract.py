@@ -150,7 +150,9 @@ _event = st.fixed_dictionaries(
                                 "image": st.none()
                                 | st.fixed_dictionaries({}, optional={"url": _maybe, "base64": _maybe}),
                                 "text": st.none() | st.fixed_dictionaries({}, optional={"raw": _maybe, "url": _maybe}),
-                                "metadata": st.dictionaries(_text, _text | st.integers(-(2**63), 2**63 - 1), max_size=2),
+                                "metadata": st.dictionaries(
+                                    _text, _text | st.integers(-(2**63), 2**63 - 1), max_size=2
+                                ),
                             },
                         )
                     },

@@ -73,7 +73,9 @@ def redact(key: str) -> str:
     return f"{key[:4]}…" if len(key) > 4 else "…"
 
 
-class _Transient(Exception):
+class TransientFailure(Exception):
+    """A failure a retry may fix (throttling, 5xx, timeout, connection); raised once retries run out."""
+
     def __init__(self, reason: str, retry_after: float | None = None) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
@@ -127,7 +129,7 @@ class Poster:
             attempt += 1
             try:
                 return await self._attempt(url, body, headers, [i["id"] for i in inputs])
-            except _Transient as exc:
+            except TransientFailure as exc:
                 if self._retry.max_attempts is not None and attempt >= self._retry.max_attempts:
                     raise
                 self.retries += 1
@@ -144,7 +146,7 @@ class Poster:
                 http_status = response.status
                 retry_after = _retry_after(response.headers.get("Retry-After"))
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise _Transient(f"{type(exc).__name__}: {exc}") from None
+            raise TransientFailure(f"{type(exc).__name__}: {exc}") from None
         try:
             document = orjson.loads(payload) if payload else {}
         except orjson.JSONDecodeError:
@@ -153,7 +155,7 @@ class Poster:
         code = int(status.get("code") or 0)
         description = str(status.get("description") or status.get("details") or "")
         if http_status == 429 or code == StatusCode.CONN_THROTTLED or http_status >= 500:
-            raise _Transient(f"HTTP {http_status} {code} {description}".strip(), retry_after)
+            raise TransientFailure(f"HTTP {http_status} {code} {description}".strip(), retry_after)
         if code in AUTH_CODES or http_status in (401, 403):
             raise AuthFailure(code or http_status, description or f"HTTP {http_status}")
         return _classify(http_status, code, description, document, ids)

@@ -422,6 +422,22 @@ async def get_input(request: web.Request) -> web.Response:
     return _ok(input=item.to_json())
 
 
+async def my_scopes(request: web.Request) -> web.Response:
+    """MyScopes: who the header's key belongs to, which app it covers (null: every app of its user), its scopes."""
+    scheme, _, clear_key = request.headers.get("Authorization", "").partition(" ")
+    clear_key = clear_key.strip()
+    record = request.app[STORE_KEY].authenticate(clear_key) if scheme.lower() == "key" and clear_key else None
+    if record is None:
+        shown = redact_key(clear_key) if clear_key else "(none)"
+        return _reply(
+            401,
+            StatusCode.CONN_KEY_INVALID,
+            "API key not found",
+            f"key {shown} is unknown or revoked; send the header 'Authorization: Key <your API key>'",
+        )
+    return _ok(user_id=record.user_id, app_id=record.app_id, scopes=sorted(record.scopes), key_id=record.key_id)
+
+
 async def healthz(request: web.Request) -> web.Response:
     """Liveness: always 200 while the process serves."""
     return web.Response(body=orjson.dumps({"status": "ok"}), content_type="application/json")
@@ -465,6 +481,7 @@ def create_app(store: Store, *, faults: bool = False, rng: random.Random | None 
     app.router.add_post(INPUTS_PATH, post_inputs, name="post_inputs")
     app.router.add_get(INPUTS_PATH, list_inputs, name="list_inputs")
     app.router.add_get(INPUTS_PATH + "/{input_id}", get_input, name="get_input")
+    app.router.add_get("/v2/scopes", my_scopes, name="my_scopes")
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/_stats", get_stats)
     if faults:

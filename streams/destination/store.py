@@ -9,12 +9,13 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from streams.clock import utc_now
 
 SCOPE_ALL = "All"
 SCOPE_POST_INPUTS = "PostInputs"
@@ -147,10 +148,6 @@ def redact_key(clear_key: str) -> str:
     return f"{clear_key[:4]}…" if len(clear_key) >= 8 else "…"
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _check_id(kind: str, value: str) -> None:
     if not _ID_RE.fullmatch(value):
         raise InvalidArgumentError(
@@ -235,7 +232,7 @@ class Store:
         _check_id("user", user_id)
         with self._transaction() as db:
             cursor = db.execute(
-                "INSERT INTO users (id, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING", (user_id, _now())
+                "INSERT INTO users (id, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING", (user_id, utc_now())
             )
             return cursor.rowcount == 1
 
@@ -252,7 +249,7 @@ class Store:
         with self._transaction() as db:
             cursor = db.execute(
                 "INSERT INTO apps (user_id, app_id, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                (user_id, app_id, _now()),
+                (user_id, app_id, utc_now()),
             )
             return cursor.rowcount == 1
 
@@ -298,7 +295,7 @@ class Store:
             db.execute(
                 "INSERT INTO api_keys (key_id, key_hash, user_id, app_id, scopes, revoked, created_at)"
                 " VALUES (?, ?, ?, ?, ?, 0, ?)",
-                (key_id, hash_key(clear_key), user_id, app_id, " ".join(sorted(wanted)), _now()),
+                (key_id, hash_key(clear_key), user_id, app_id, " ".join(sorted(wanted)), utc_now()),
             )
         return key_id, clear_key
 
@@ -358,7 +355,7 @@ class Store:
         self, user_id: str, app_id: str, inputs: Sequence[tuple[str, Mapping[str, Any]]]
     ) -> list[InsertOutcome]:
         """Store (input_id, data) pairs in one transaction; an id already stored is a duplicate, kept once."""
-        now = _now()
+        now = utc_now()
         outcomes: list[InsertOutcome] = []
         with self._transaction() as db:
             for input_id, data in inputs:

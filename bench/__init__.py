@@ -1,0 +1,1 @@
+"""Benchmarks of the collectors worker against plain aiokafka loops and a naive Faust agent (``make bench``)."""

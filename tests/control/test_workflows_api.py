@@ -1,0 +1,100 @@
+"""The workflows calls of the management API: the same five calls, compilation at write time, and workflows
+still used by collectors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .conftest import collector
+from .support import Api, Keys
+from .test_collectors_api import assert_refused
+
+pytestmark = pytest.mark.kafka
+
+
+def workflow(workflow_id: str, *nodes: dict[str, Any]) -> dict[str, Any]:
+    return {"id": workflow_id, "nodes": list(nodes) or [{"operator": "random_sample", "keep_fraction": 0.5}]}
+
+
+async def test_create_get_list_patch_delete(api: Api) -> None:
+    status, body = await api.call("POST", "workflows", {"workflows": [workflow("b"), workflow("a")]})
+    assert status == 200
+    created = {w["id"]: w for w in body["workflows"]}
+    assert created["a"]["nodes"] == [{"operator": "random_sample", "keep_fraction": 0.5}]
+    status, body = await api.call("GET", "workflows/a")
+    assert (status, body["workflow"]) == (200, created["a"])
+    status, body = await api.call("GET", "workflows?per_page=1&page=2")
+    assert [w["id"] for w in body["workflows"]] == ["b"]
+
+    texts = workflow("a", {"operator": "text_check", "min_length": 3})
+    status, body = await api.call("PATCH", "workflows", {"action": "overwrite", "workflows": [texts]})
+    assert status == 200
+    assert body["workflows"][0]["nodes"] == texts["nodes"]
+    assert body["workflows"][0]["created_at"] == created["a"]["created_at"]
+
+    status, body = await api.call("DELETE", "workflows", {"ids": ["a"]})
+    assert (status, body["deleted"]) == (200, ["a"])
+    status, body = await api.call("DELETE", "workflows", {"delete_all": True})
+    assert (status, body["deleted"]) == (200, ["b"])
+    status, body = await api.call("GET", "workflows")
+    assert body["workflows"] == []
+
+
+async def test_missing_existing_and_bad_workflows(api: Api) -> None:
+    status, body = await api.call("GET", "workflows/nope")
+    assert_refused(status, body, 404, 24003, "'nope'")
+    status, body = await api.call("PATCH", "workflows", {"action": "overwrite", "workflows": [workflow("nope")]})
+    assert_refused(status, body, 404, 24003, "'nope'")
+    await api.call("POST", "workflows", {"workflows": [workflow("w")]})
+    status, body = await api.call("POST", "workflows", {"workflows": [workflow("w")]})
+    assert_refused(status, body, 409, 24004, "'w'")
+    status, body = await api.call("POST", "workflows", {"workflows": [{"id": "x", "nodes": []}]})
+    assert_refused(status, body, 400, 24001, "workflows[0].nodes")
+
+
+@pytest.mark.parametrize(
+    ("node", "fragments"),
+    [
+        ({"operator": "random_sample", "keep_fraction": 5}, ["node 0", "random_sample", "field `keep_fraction`"]),
+        ({"operator": "random_sample", "keep_fraction": 0.5, "extra": 1}, ["node 0", "field `extra`"]),
+        ({"operator": "no_such_operator"}, ["node 0", "unknown operator"]),
+        ({"operator": "text_check", "pattern": "("}, ["node 0", "text_check", "`pattern`"]),
+    ],
+    ids=["out-of-range", "unknown-parameter", "unknown-operator", "bad-pattern"],
+)
+async def test_bad_operator_parameter_is_400_naming_node_and_field(
+    api: Api, node: dict[str, Any], fragments: list[str]
+) -> None:
+    status, body = await api.call("POST", "workflows", {"workflows": [workflow("ok"), workflow("bad", node)]})
+    assert_refused(status, body, 400, 24002, "workflows[1]", "workflow 'bad'", *fragments)
+    status, body = await api.call("GET", "workflows")
+    assert body["workflows"] == []
+
+
+async def test_a_workflow_mixing_stages_is_refused(api: Api) -> None:
+    mixed = workflow("mixed", {"operator": "random_sample", "keep_fraction": 0.5}, {"operator": "text_check"})
+    status, body = await api.call("POST", "workflows", {"workflows": [mixed]})
+    assert_refused(status, body, 400, 24002, "as a pre-queue workflow", "as a post-queue workflow", "node 1", "node 0")
+
+
+async def test_a_workflow_in_use_cannot_be_deleted_or_broken(api: Api, keys: Keys) -> None:
+    await api.call("POST", "workflows", {"workflows": [workflow("sample"), workflow("spare")]})
+    dogs = collector("dogs", api.destination, keys.post, pre_queue_workflow_id="sample")
+    status, body = await api.call("POST", "collectors", {"collectors": [dogs]})
+    assert status == 200, body
+
+    for wrong in ({"ids": ["sample"]}, {"delete_all": True}):
+        status, body = await api.call("DELETE", "workflows", wrong)
+        assert_refused(status, body, 409, 24005, "'dogs'", "nothing was deleted")
+    texts = workflow("sample", {"operator": "text_check", "min_length": 3})
+    status, body = await api.call("PATCH", "workflows", {"action": "overwrite", "workflows": [texts]})
+    assert_refused(status, body, 400, 24002, "collector 'dogs'", "text_check")
+    status, body = await api.call("GET", "workflows")
+    assert [w["id"] for w in body["workflows"]] == ["sample", "spare"]
+    assert body["workflows"][0]["nodes"][0]["operator"] == "random_sample"
+
+    await api.call("DELETE", "collectors", {"ids": ["dogs"]})
+    status, body = await api.call("DELETE", "workflows", {"ids": ["sample"]})
+    assert status == 200, body
