@@ -7,19 +7,20 @@ input id makes that harmless) but not counted twice.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any
 
 import faust
 import orjson
 
-from schemas.inputs_api import MAX_INPUTS_PER_REQUEST
 from streams import dead_letters
 from streams import ledger as outcome
 from streams.decoding import DecodeError, decode_event
 from streams.delivery.poster import AuthFailure, PermanentRequestFailure, redact
+from streams.faust_tuning import event_batches
 from streams.ledger import Ledger
 from streams.routing import CompiledCollector
 from streams.runtime import Runtime
@@ -47,10 +48,7 @@ def register_agents(app: faust.App, runtime: Runtime, topics: dict[str, faust.To
     async def select_agent(stream: faust.StreamT[bytes]) -> None:
         """Decode each event once, run the matching collectors' pre-queue steps, queue the survivors."""
         await runtime.ready.wait()
-        batches = cast(faust.Stream[bytes], stream).take_events(
-            settings.select_batch_size, within=settings.select_batch_within_s
-        )
-        async for events in batches:
+        async for events in event_batches(stream, settings.select_batch_size, settings.select_batch_within_s):
             for event in events:
                 message = event.message
                 ledger, fresh = select_ledgers.for_record(message.partition, message.offset)
@@ -66,10 +64,7 @@ def register_agents(app: faust.App, runtime: Runtime, topics: dict[str, faust.To
     async def post_agent(stream: faust.StreamT[bytes]) -> None:
         """Post queued inputs in batches of at most 128 per collector; the offsets advance only after."""
         await runtime.ready.wait()
-        batches = cast(faust.Stream[bytes], stream).take_events(
-            settings.post_batch_size, within=settings.post_batch_within_s
-        )
-        async for events in batches:
+        async for events in event_batches(stream, settings.post_read_size, settings.post_batch_within_s):
             groups: dict[tuple[str, int], list[tuple[dict[str, Any], Ledger]]] = defaultdict(list)
             for event in events:
                 message = event.message
@@ -78,9 +73,11 @@ def register_agents(app: faust.App, runtime: Runtime, topics: dict[str, faust.To
                     ledger = Ledger()
                 record = orjson.loads(message.value or b"{}")
                 groups[(record["collector_id"], message.partition)].append((record, ledger))
+            requests: list[Awaitable[None]] = []
             for (collector_id, partition), items in groups.items():
                 state = PartitionState(runtime.tables["state"], partition)
-                await _deliver(runtime, collector_id, items, state, dead_letter)
+                requests += await _deliver(runtime, collector_id, items, state, dead_letter)
+            await _bounded(requests, settings.post_concurrency)
             post_ledgers.save()
 
 
@@ -133,19 +130,34 @@ async def _deliver(
     items: list[tuple[dict[str, Any], Ledger]],
     state: PartitionState,
     dead_letter: DeadLetter,
-) -> None:
-    """Post one collector's queued records; each outcome is counted in its record's partition ledger."""
+) -> list[Awaitable[None]]:
+    """Judge one collector's queued records with the steps after the queue; return the requests that post
+    the survivors. Each outcome is counted in its record's partition ledger."""
     collector = runtime.index.get(collector_id)
     if collector is None:
         for _record, ledger in items:
             ledger.count(collector_id, outcome.DROPPED)
-        return
+        return []
     if collector.paused_by_error:
         await _dead_letter_all(collector, items, dead_letter, "collector_paused", collector.last_error or "", None)
-        return
+        return []
     survivors = [(r, lg) for r, lg in items if await after_queue_passes(collector, r, lg, state)]
-    for start in range(0, len(survivors), MAX_INPUTS_PER_REQUEST):
-        await _post_batch(runtime, collector, survivors[start : start + MAX_INPUTS_PER_REQUEST], state, dead_letter)
+    size = runtime.settings.post_batch_size
+    return [
+        _post_batch(runtime, collector, survivors[start : start + size], state, dead_letter)
+        for start in range(0, len(survivors), size)
+    ]
+
+
+async def _bounded(requests: list[Awaitable[None]], limit: int) -> None:
+    """Await the requests with at most ``limit`` in flight: a slow destination bounds memory, not grows it."""
+    gate = asyncio.Semaphore(limit)
+
+    async def gated(request: Awaitable[None]) -> None:
+        async with gate:
+            await request
+
+    await asyncio.gather(*(gated(request) for request in requests))
 
 
 async def _post_batch(

@@ -39,10 +39,9 @@ def worker(**options: Any) -> None:
 
     Start more workers with the same --app-id to spread the topic's partitions over them.
     """
-    import faust
-
     from streams.app import create_app
     from streams.config import load_index
+    from streams.faust_tuning import Worker
     from streams.settings import WorkerSettings
     from streams.topics import TopicLayoutError, prepare_topics
 
@@ -68,7 +67,7 @@ def worker(**options: Any) -> None:
         f"stats at http://{settings.web_host}:{settings.web_port}/collectors/stats/",
         err=True,
     )
-    faust.Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+    Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
 
 
 @main.command()

@@ -30,8 +30,12 @@ class WorkerSettings(BaseSettings):
     data_dir: Path = Path(".collectors/worker")
     select_batch_size: int = Field(default=1000, ge=1)
     select_batch_within_s: float = Field(default=0.05, gt=0)
-    post_batch_size: int = Field(default=MAX_INPUTS_PER_REQUEST, ge=1, le=MAX_INPUTS_PER_REQUEST)
-    post_batch_within_s: float = Field(default=0.2, gt=0)
+    post_batch_size: int = Field(
+        default=MAX_INPUTS_PER_REQUEST, ge=1, le=MAX_INPUTS_PER_REQUEST, description="Inputs per request, at most."
+    )
+    post_read_size: int = Field(default=1024, ge=1, description="Queue records the posting agent reads at once.")
+    post_batch_within_s: float = Field(default=0.2, gt=0, description="How long it waits to fill a read.")
+    post_concurrency: int = Field(default=4, ge=1, description="Requests in flight per worker, at most.")
     max_event_bytes: int = Field(default=1_048_576, ge=1024)
     max_event_depth: int = Field(default=32, ge=4)
     http_timeout_s: float = Field(default=10.0, gt=0)

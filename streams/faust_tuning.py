@@ -1,0 +1,222 @@
+"""Faust, set up for throughput: settings chosen by measurement, per-event sensors off, no spinner.
+
+Measured on this project's 2-core machine (docs/PERFORMANCE.md): each change here removes work Faust would
+otherwise do for every record, without weakening a delivery guarantee.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, cast
+
+import faust
+from faust.sensors.monitor import Monitor
+from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
+from faust.transport.drivers.aiokafka import Transport as AIOKafkaTransport
+from mode import Service, ServiceT
+
+THROUGHPUT_SETTINGS: dict[str, Any] = {
+    # Bigger fetches and polls: fewer round trips per record.
+    "broker_max_poll_records": 5000,
+    "consumer_max_fetch_size": 8 * 1024 * 1024,
+    # Buffer a poll's worth of records per stream instead of throttling at 4096.
+    "stream_buffer_maxsize": 20_000,
+    # Batch produced records (queue, dead letters, changelogs) for 20 ms, up to 1 MB a batch.
+    "producer_linger": 0.02,
+    "producer_max_batch_size": 1024 * 1024,
+    # acks=all stays: a queued input must be on the broker before its prediction's offset is committed.
+    "producer_acks": -1,
+}
+
+
+class QuietMonitor(Monitor):
+    """Faust's monitor without its per-record bookkeeping; rebalance, commit and lag tracking stay."""
+
+    def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
+        """Skip per-message counters."""
+
+    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> dict[str, Any] | None:
+        """Skip per-event timing."""
+        return None
+
+    def on_stream_event_out(self, tp: Any, offset: int, stream: Any, event: Any, state: Any = None) -> None:
+        """Skip per-event timing."""
+
+    def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
+        """Skip per-message timing."""
+
+    def on_table_get(self, table: Any, key: Any) -> None:
+        """Skip per-read counters."""
+
+    def on_table_set(self, table: Any, key: Any, value: Any) -> None:
+        """Skip per-write counters."""
+
+    def on_send_initiated(self, producer: Any, topic: str, message: Any, keysize: int, valsize: int) -> Any:
+        """Skip per-send counters."""
+        return None
+
+    def on_send_completed(self, producer: Any, state: Any, metadata: Any) -> None:
+        """Skip per-send latency."""
+
+
+class Worker(faust.Worker):
+    """A worker without the terminal spinner: with it, Faust sets the root logger to DEBUG so every debug
+    call in Faust and aiokafka builds a log record (and writes escape codes into log files)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.spinner = None
+
+
+async def _drive(coro: Coroutine[Any, Any, Any], waiting_on: Any) -> Any:
+    """Go on running a coroutine that suspended on ``waiting_on``, the way an asyncio Task would."""
+    while True:
+        try:
+            if waiting_on is None:  # a bare yield: asyncio.sleep(0)
+                await asyncio.sleep(0)
+            else:
+                waiting_on._asyncio_future_blocking = False
+                try:
+                    await waiting_on
+                except asyncio.CancelledError:
+                    if not waiting_on.done():  # this task was cancelled: cancel what it waits on, tell it
+                        waiting_on.cancel()
+                        waiting_on = coro.throw(asyncio.CancelledError())
+                        continue
+                except BaseException:
+                    pass
+            waiting_on = coro.send(None)
+        except StopIteration as stop:
+            return stop.value
+
+
+class EagerConsumer(AIOKafkaConsumer):
+    """Faust's Kafka consumer, delivering each message without a task when it can.
+
+    Faust wraps every message's delivery in ``wait_first(callback(message), suspend_flow.wait())``: four
+    futures and an ``asyncio.wait`` per message, so that a delivery blocked on a full stream buffer can be
+    interrupted by a rebalance. Here the delivery runs eagerly first; only one that actually suspends (a full
+    buffer) gets the task and the ``wait_first``, keeping that guarantee. Otherwise the loop is Faust
+    0.15.3's own.
+    """
+
+    async def _drain_messages(self, fetcher: ServiceT) -> None:  # pragma: no cover - run by the worker
+        callback = self.callback
+        getmany = self.getmany
+        consumer_should_stop = cast(Service, self)._stopped.is_set
+        fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
+        get_read_offset = self._read_offset.__getitem__
+        set_read_offset = self._read_offset.__setitem__
+        set_flag = self.diag.set_flag
+        unset_flag = self.diag.unset_flag
+        commit_every = self._commit_every
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        yield_every = 100
+        num_since_yield = 0
+        sleep = asyncio.sleep
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                set_flag(CONSUMER_FETCHING)
+                ait = cast(AsyncIterator[Any], getmany(timeout=1.0))
+                await self.sleep(0)
+                if not self.should_stop:
+                    async for tp, message in ait:
+                        num_since_yield += 1
+                        if num_since_yield > yield_every:
+                            await sleep(0)
+                            num_since_yield = 0
+                        offset = message.offset
+                        r_offset = get_read_offset(tp)
+                        if r_offset is None or offset >= r_offset:
+                            gap = offset - (r_offset or 0)
+                            if gap > 1 and r_offset and acks_enabled_for(message.topic):
+                                await self._add_gap(tp, r_offset + 1, offset)
+                            if commit_every is not None and self._n_acked >= commit_every:
+                                self._n_acked = 0
+                                await self.commit()
+                            delivery = cast(Coroutine[Any, Any, Any], callback(message))
+                            try:
+                                waiting_on = delivery.send(None)
+                            except StopIteration:
+                                pass  # delivered without suspending: the common case
+                            else:
+                                await self.wait_first(_drive(delivery, waiting_on), self.suspend_flow.wait())
+                            set_read_offset(tp, offset)
+                    unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                self.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                self.log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            unset_flag(CONSUMER_FETCHING)
+
+
+class Transport(AIOKafkaTransport):
+    """The aiokafka transport with :class:`EagerConsumer`."""
+
+    Consumer = EagerConsumer
+
+
+class App(faust.App):
+    """A Faust app on :class:`Transport`."""
+
+    def _new_transport(self) -> Any:
+        return Transport(self.conf.broker_consumer, self)
+
+
+async def event_batches(stream: faust.StreamT[Any], max_size: int, within: float) -> AsyncIterator[list[Any]]:
+    """The agent's events in batches of up to ``max_size``, waiting at most ``within`` seconds to fill one.
+
+    ``Stream.take_events`` does this too, but still runs Faust's per-event iteration (a sleep, processors,
+    a buffer callback) for each event. This reads the agent's channel directly and does per event only what
+    that iteration must: skip (and ack) events of a previous consumer generation, or while flow is suspended
+    for a rebalance; track each message for acknowledgement. A batch is acknowledged when the agent asks for
+    the next one, so its offsets are committed only after it was processed.
+    """
+    app = stream.app
+    channel = cast(faust.ChannelT[Any], aiter(stream.channel))
+    queue = channel.queue
+    empty, get_nowait, errors = queue.empty, queue.get_nowait, queue._errors
+    unacked = app.consumer.unacked
+    acking_topics = app.topics.acking_topics
+    flow_control = app.flow_control
+    loop = asyncio.get_running_loop()
+    while not stream.should_stop:
+        if errors:
+            raise errors.popleft()
+        batch = [] if not empty() else [await channel.__anext__()]
+        deadline = loop.time() + within
+        while len(batch) < max_size:
+            if not empty():
+                batch.append(get_nowait())
+                continue
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            await asyncio.sleep(min(remaining, 0.005))
+        live = []
+        active, generation = flow_control.is_active(), app.consumer_generation_id
+        for event in batch:
+            message = event.message
+            if not active or message.generation_id != generation:
+                event.ack()  # stale after a rebalance: Faust skips and acks these too
+                continue
+            if message.topic in acking_topics and not message.tracked:
+                message.tracked = True
+                unacked.add(message)
+            live.append(event)
+        if live:
+            yield live
+        for event in live:
+            event.ack()
