@@ -19,7 +19,7 @@ import orjson
 from streams import dead_letters
 from streams import ledger as outcome
 from streams.decoding import DecodeError, decode_event
-from streams.delivery.poster import AuthFailure, PermanentRequestFailure, redact
+from streams.delivery.poster import AuthFailure, PermanentRequestFailure, Withdrawn, redact
 from streams.faust_tuning import event_batches
 from streams.ledger import Ledger
 from streams.routing import CompiledCollector
@@ -47,8 +47,9 @@ def register_agents(app: faust.App, runtime: Runtime, topics: dict[str, faust.To
     @app.agent(topics["predictions"], name="collectors.select")
     async def select_agent(stream: faust.StreamT[bytes]) -> None:
         """Decode each event once, run the matching collectors' pre-queue steps, queue the survivors."""
+        batches = event_batches(stream, settings.select_batch_size, settings.select_batch_within_s)
         await runtime.ready.wait()
-        async for events in event_batches(stream, settings.select_batch_size, settings.select_batch_within_s):
+        async for events in batches:
             for event in events:
                 message = event.message
                 ledger, fresh = select_ledgers.for_record(message.partition, message.offset)
@@ -63,8 +64,9 @@ def register_agents(app: faust.App, runtime: Runtime, topics: dict[str, faust.To
     @app.agent(topics["queue"], name="collectors.post")
     async def post_agent(stream: faust.StreamT[bytes]) -> None:
         """Post queued inputs in batches of at most 128 per collector; the offsets advance only after."""
+        batches = event_batches(stream, settings.post_read_size, settings.post_batch_within_s)
         await runtime.ready.wait()
-        async for events in event_batches(stream, settings.post_read_size, settings.post_batch_within_s):
+        async for events in batches:
             groups: dict[tuple[str, int], list[tuple[dict[str, Any], Ledger]]] = defaultdict(list)
             for event in events:
                 message = event.message
@@ -169,6 +171,11 @@ async def _post_batch(
 ) -> None:
     destination = collector.spec.destination
     by_id = {record["input"]["id"]: (record, ledger) for record, ledger in items}
+
+    def still_wanted() -> bool:
+        current = runtime.index.get(collector.id)
+        return current is not None and not current.paused_by_error
+
     try:
         result = await runtime.poster.post_inputs(
             destination.base_url,
@@ -176,7 +183,17 @@ async def _post_batch(
             destination.app_id,
             collector.key,
             [record["input"] for record, _ in items],
+            still_wanted=still_wanted,
         )
+    except Withdrawn:
+        current = runtime.index.get(collector.id)
+        if current is None:  # deleted: what was queued for it is dropped, and counted
+            for _record, ledger in items:
+                ledger.count(collector.id, outcome.DROPPED)
+        else:  # paused by an auth failure meanwhile: wait in the dead-letter topic, replayable
+            reason = current.last_error or "collector paused"
+            await _dead_letter_all(collector, items, dead_letter, "collector_paused", reason, None)
+        return
     except AuthFailure as exc:
         reason = f"the destination refused the key {redact(collector.key)}: {exc.code} {exc.description}"
         log.error("collector %s paused: %s; its inputs go to the dead-letter topic, replayable", collector.id, reason)

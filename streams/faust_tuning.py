@@ -28,6 +28,9 @@ THROUGHPUT_SETTINGS: dict[str, Any] = {
     "producer_max_batch_size": 1024 * 1024,
     # acks=all stays: a queued input must be on the broker before its prediction's offset is committed.
     "producer_acks": -1,
+    # A worker that dies is noticed in 10 s (not 60): its partitions move to the others sooner.
+    "broker_session_timeout": 10.0,
+    "broker_heartbeat_interval": 1.0,
 }
 
 
@@ -175,8 +178,11 @@ class App(faust.App):
         return Transport(self.conf.broker_consumer, self)
 
 
-async def event_batches(stream: faust.StreamT[Any], max_size: int, within: float) -> AsyncIterator[list[Any]]:
+def event_batches(stream: faust.StreamT[Any], max_size: int, within: float) -> AsyncIterator[list[Any]]:
     """The agent's events in batches of up to ``max_size``, waiting at most ``within`` seconds to fill one.
+
+    Call it as soon as the agent starts: it subscribes the agent's channel at once, so the subscription is
+    part of the worker's first one (a channel added during a rebalance would not be delivered to).
 
     ``Stream.take_events`` does this too, but still runs Faust's per-event iteration (a sleep, processors,
     a buffer callback) for each event. This reads the agent's channel directly and does per event only what
@@ -184,8 +190,13 @@ async def event_batches(stream: faust.StreamT[Any], max_size: int, within: float
     for a rebalance; track each message for acknowledgement. A batch is acknowledged when the agent asks for
     the next one, so its offsets are committed only after it was processed.
     """
+    return _batches(stream, cast(faust.ChannelT[Any], aiter(stream.channel)), max_size, within)
+
+
+async def _batches(
+    stream: faust.StreamT[Any], channel: faust.ChannelT[Any], max_size: int, within: float
+) -> AsyncIterator[list[Any]]:
     app = stream.app
-    channel = cast(faust.ChannelT[Any], aiter(stream.channel))
     queue = channel.queue
     empty, get_nowait, errors = queue.empty, queue.get_nowait, queue._errors
     unacked = app.consumer.unacked
@@ -195,7 +206,10 @@ async def event_batches(stream: faust.StreamT[Any], max_size: int, within: float
     while not stream.should_stop:
         if errors:
             raise errors.popleft()
-        batch = [] if not empty() else [await channel.__anext__()]
+        try:
+            batch = [] if not empty() else [await channel.__anext__()]
+        except StopAsyncIteration:  # the channel closed: the worker is stopping
+            return
         deadline = loop.time() + within
         while len(batch) < max_size:
             if not empty():

@@ -44,6 +44,9 @@ class Runtime:
         stored, errors = compile_stored(self.control_state)
         static = [c.paused(self.error_pauses[c.id]) if c.id in self.error_pauses else c for c in self.static]
         self.index = CollectorIndex([*static, *stored])
+        for collector in self.index:
+            if collector.active and collector.last_error is None:
+                self.last_errors.pop(collector.id, None)  # resumed, or its key fixed: the error is history
         for cid, message in errors.items():
             if self.config_errors.get(cid) != message:
                 log.error("collector %s: %s", cid, message)

@@ -35,6 +35,10 @@ class AuthFailure(Exception):
         self.description = description
 
 
+class Withdrawn(Exception):
+    """The inputs are no longer wanted (their collector was deleted or paused) before they could be posted."""
+
+
 class PermanentRequestFailure(Exception):
     """The destination refused the whole request for a reason a retry cannot fix (e.g. HTTP 400/404)."""
 
@@ -116,9 +120,20 @@ class Poster:
         self._sessions.clear()
 
     async def post_inputs(
-        self, base_url: str, user_id: str, app_id: str, key: str, inputs: Sequence[dict[str, Any]]
+        self,
+        base_url: str,
+        user_id: str,
+        app_id: str,
+        key: str,
+        inputs: Sequence[dict[str, Any]],
+        *,
+        still_wanted: Callable[[], bool] | None = None,
     ) -> BatchOutcome:
-        """Post up to 128 inputs, retrying transient failures; classify what the destination did with each."""
+        """Post up to 128 inputs, retrying transient failures; classify what the destination did with each.
+
+        ``still_wanted`` is asked before every attempt; when it says no, :class:`Withdrawn` is raised and
+        nothing more is sent (a collector deleted or paused while its destination was slow).
+        """
         if len(inputs) > MAX_INPUTS_PER_REQUEST:
             raise ValueError(f"at most {MAX_INPUTS_PER_REQUEST} inputs per request, got {len(inputs)}")
         url = f"{base_url}/v2/users/{user_id}/apps/{app_id}/inputs"
@@ -127,6 +142,8 @@ class Poster:
         attempt = 0
         while True:
             attempt += 1
+            if still_wanted is not None and not still_wanted():
+                raise Withdrawn()
             try:
                 return await self._attempt(url, body, headers, [i["id"] for i in inputs])
             except TransientFailure as exc:
