@@ -7,15 +7,11 @@ otherwise do for every record, without weakening a delivery guarantee.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import faust
 from faust.sensors.monitor import Monitor
-from faust.transport.consumer import CONSUMER_FETCHING
-from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
-from faust.transport.drivers.aiokafka import Transport as AIOKafkaTransport
-from mode import Service, ServiceT
 
 THROUGHPUT_SETTINGS: dict[str, Any] = {
     # Bigger fetches and polls: fewer round trips per record.
@@ -73,111 +69,6 @@ class Worker(faust.Worker):
         self.spinner = None
 
 
-async def _drive(coro: Coroutine[Any, Any, Any], waiting_on: Any) -> Any:
-    """Go on running a coroutine that suspended on ``waiting_on``, the way an asyncio Task would."""
-    while True:
-        try:
-            if waiting_on is None:  # a bare yield: asyncio.sleep(0)
-                await asyncio.sleep(0)
-            else:
-                waiting_on._asyncio_future_blocking = False
-                try:
-                    await waiting_on
-                except asyncio.CancelledError:
-                    if not waiting_on.done():  # this task was cancelled: cancel what it waits on, tell it
-                        waiting_on.cancel()
-                        waiting_on = coro.throw(asyncio.CancelledError())
-                        continue
-                except BaseException:
-                    pass
-            waiting_on = coro.send(None)
-        except StopIteration as stop:
-            return stop.value
-
-
-class EagerConsumer(AIOKafkaConsumer):
-    """Faust's Kafka consumer, delivering each message without a task when it can.
-
-    Faust wraps every message's delivery in ``wait_first(callback(message), suspend_flow.wait())``: four
-    futures and an ``asyncio.wait`` per message, so that a delivery blocked on a full stream buffer can be
-    interrupted by a rebalance. Here the delivery runs eagerly first; only one that actually suspends (a full
-    buffer) gets the task and the ``wait_first``, keeping that guarantee. Otherwise the loop is Faust
-    0.15.3's own.
-    """
-
-    async def _drain_messages(self, fetcher: ServiceT) -> None:  # pragma: no cover - run by the worker
-        callback = self.callback
-        getmany = self.getmany
-        consumer_should_stop = cast(Service, self)._stopped.is_set
-        fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
-        get_read_offset = self._read_offset.__getitem__
-        set_read_offset = self._read_offset.__setitem__
-        set_flag = self.diag.set_flag
-        unset_flag = self.diag.unset_flag
-        commit_every = self._commit_every
-        acks_enabled_for = self.app.topics.acks_enabled_for
-        yield_every = 100
-        num_since_yield = 0
-        sleep = asyncio.sleep
-        try:
-            while not (consumer_should_stop() or fetcher_should_stop()):
-                set_flag(CONSUMER_FETCHING)
-                ait = cast(AsyncIterator[Any], getmany(timeout=1.0))
-                await self.sleep(0)
-                if not self.should_stop:
-                    async for tp, message in ait:
-                        num_since_yield += 1
-                        if num_since_yield > yield_every:
-                            await sleep(0)
-                            num_since_yield = 0
-                        offset = message.offset
-                        r_offset = get_read_offset(tp)
-                        if r_offset is None or offset >= r_offset:
-                            gap = offset - (r_offset or 0)
-                            if gap > 1 and r_offset and acks_enabled_for(message.topic):
-                                await self._add_gap(tp, r_offset + 1, offset)
-                            if commit_every is not None and self._n_acked >= commit_every:
-                                self._n_acked = 0
-                                await self.commit()
-                            delivery = cast(Coroutine[Any, Any, Any], callback(message))
-                            try:
-                                waiting_on = delivery.send(None)
-                            except StopIteration:
-                                pass  # delivered without suspending: the common case
-                            else:
-                                await self.wait_first(_drive(delivery, waiting_on), self.suspend_flow.wait())
-                            set_read_offset(tp, offset)
-                    unset_flag(CONSUMER_FETCHING)
-        except self.consumer_stopped_errors:
-            if self.transport.app.should_stop:
-                self.log.info("Broker stopped consumer, shutting down...")
-                return
-            raise
-        except asyncio.CancelledError:
-            if self.transport.app.should_stop:
-                self.log.info("Consumer shutting down for user cancel.")
-                return
-            raise
-        except Exception as exc:
-            self.log.exception("Drain messages raised: %r", exc)
-            raise
-        finally:
-            unset_flag(CONSUMER_FETCHING)
-
-
-class Transport(AIOKafkaTransport):
-    """The aiokafka transport with :class:`EagerConsumer`."""
-
-    Consumer = EagerConsumer
-
-
-class App(faust.App):
-    """A Faust app on :class:`Transport`."""
-
-    def _new_transport(self) -> Any:
-        return Transport(self.conf.broker_consumer, self)
-
-
 def event_batches(stream: faust.StreamT[Any], max_size: int, within: float) -> AsyncIterator[list[Any]]:
     """The agent's events in batches of up to ``max_size``, waiting at most ``within`` seconds to fill one.
 
@@ -186,9 +77,10 @@ def event_batches(stream: faust.StreamT[Any], max_size: int, within: float) -> A
 
     ``Stream.take_events`` does this too, but still runs Faust's per-event iteration (a sleep, processors,
     a buffer callback) for each event. This reads the agent's channel directly and does per event only what
-    that iteration must: skip (and ack) events of a previous consumer generation, or while flow is suspended
-    for a rebalance; track each message for acknowledgement. A batch is acknowledged when the agent asks for
-    the next one, so its offsets are committed only after it was processed.
+    that iteration must: drop events of a previous consumer generation, or fetched while flow is suspended
+    for a rebalance (unacknowledged, so they are fetched again); track each message for acknowledgement.
+    A batch is acknowledged when the agent asks for the next one, so its offsets are committed only after it
+    was processed.
     """
     return _batches(stream, cast(faust.ChannelT[Any], aiter(stream.channel)), max_size, within)
 
@@ -224,7 +116,8 @@ async def _batches(
         for event in batch:
             message = event.message
             if not active or message.generation_id != generation:
-                event.ack()  # stale after a rebalance: Faust skips and acks these too
+                # Fetched before a rebalance: dropped, and not acknowledged, so no commit can pass it; the
+                # consumer fetches it again from the committed offset if the partition is still ours.
                 continue
             if message.topic in acking_topics and not message.tracked:
                 message.tracked = True

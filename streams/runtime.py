@@ -67,10 +67,16 @@ class Runtime:
             await self.control_writer.put(key, updated)
         self.rebuild()
 
-    def totals(self) -> Ledger:
-        """The ledgers of the partitions this worker holds, summed."""
+    def totals(self, active: set[tuple[str, int]]) -> Ledger:
+        """The ledgers of the partitions this worker holds as active (of ``(topic, partition)`` pairs), summed.
+
+        Standby copies and partitions given away in a rebalance are left out, so the workers' totals add up
+        to the group's.
+        """
         total = Ledger()
-        for table in (self.tables["select"], self.tables["post"]):
-            for value in table.values():
-                total.merge(Ledger.from_json(value))
+        for stage, topic in (("select", self.settings.predictions_topic), ("post", self.settings.queue_topic)):
+            table = self.tables[stage]
+            for key, value in table.items():
+                if (topic, int(key.removeprefix("p"))) in active:
+                    total.merge(Ledger.from_json(value))
         return total

@@ -16,7 +16,7 @@ def register_views(app: faust.App, runtime: Runtime) -> None:
     @app.page("/collectors/stats/")
     class Stats(View):
         async def get(self, request: Request) -> Response:
-            totals = runtime.totals()
+            totals = runtime.totals({(tp.topic, tp.partition) for tp in app.assignor.assigned_actives()})
             snapshot: dict[str, Any] = totals.snapshot()
             snapshot["pending"] = totals.pending()
             snapshot["ready"] = runtime.ready.is_set()

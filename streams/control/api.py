@@ -401,6 +401,28 @@ def _workflow_problem(workflow: Workflow) -> str | None:
     return pre if pre == post else f"as a pre-queue workflow: {pre}; as a post-queue workflow: {post}"
 
 
+def _host_access(nodes: Sequence[Any], where: str) -> str | None:
+    """Why nodes would make the API host run code or read files a caller names, or None.
+
+    A ``python`` operator imports a module and a ``concept_map`` with a ``graph`` path reads a file, on the
+    API host and on every worker: through the API only self-contained nodes are accepted. Both stay
+    available in a worker's static configuration file, which is the deployment's own.
+    """
+    for index, node in enumerate(nodes):
+        if not isinstance(node, dict):
+            continue
+        here = f"{where}.nodes[{index}]"
+        if node.get("operator") == "python":
+            return f"{here}: `python` operators are not accepted through the API; configure them in a worker's file"
+        if node.get("operator") == "concept_map" and isinstance(node.get("graph"), str):
+            return f"{here}.graph: give the knowledge graph inline (a list of relations), not a file path"
+        if node.get("operator") == "any" and isinstance(node.get("nodes"), list):
+            problem = _host_access(node["nodes"], here)
+            if problem is not None:
+                return problem
+    return None
+
+
 def _parse_workflow(raw: Any, where: str) -> Workflow:
     if not isinstance(raw, dict):
         raise _invalid(f"{where}: must be a workflow object")
@@ -408,6 +430,9 @@ def _parse_workflow(raw: Any, where: str) -> Workflow:
         workflow = Workflow.model_validate(raw)
     except ValidationError as exc:
         raise _invalid(_field_errors(exc, where)) from None
+    refused = _host_access(raw.get("nodes") or [], where)
+    if refused is not None:
+        raise _invalid(refused)
     problem = _workflow_problem(workflow)
     if problem is not None:
         raise Refusal(400, ControlCode.WORKFLOW_INVALID, "Invalid workflow", f"{where}: {problem}")

@@ -98,3 +98,26 @@ async def test_a_workflow_in_use_cannot_be_deleted_or_broken(api: Api, keys: Key
     await api.call("DELETE", "collectors", {"ids": ["dogs"]})
     status, body = await api.call("DELETE", "workflows", {"ids": ["sample"]})
     assert status == 200, body
+
+
+@pytest.mark.parametrize(
+    ("node", "fragment"),
+    [
+        ({"operator": "python", "callable": "os:getcwd"}, "`python` operators are not accepted through the API"),
+        (
+            {"operator": "concept_map", "graph": "/etc/passwd", "target_concepts": ["x"]},
+            "give the knowledge graph inline",
+        ),
+        (
+            {"operator": "any", "nodes": [{"operator": "python", "callable": "os:getcwd"}]},
+            "nodes[0].nodes[0]: `python` operators",
+        ),
+    ],
+)
+async def test_nodes_that_reach_the_host_are_refused(api: Api, node: dict[str, Any], fragment: str) -> None:
+    """Through the API, no caller can make the API or the workers import modules or read files."""
+    status, body = await api.call("POST", "workflows", {"workflows": [{"id": "risky", "nodes": [node]}]})
+    assert status == 400
+    assert fragment in body["status"]["details"]
+    status, _ = await api.call("GET", "workflows/risky")
+    assert status == 404
