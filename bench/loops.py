@@ -4,15 +4,19 @@
 * baseline A: ``getmany``, ``orjson.loads``, :func:`streams.selection.select` (the worker's own pre-queue code,
   with an index compiled from the bench's collectors file), survivors produced to a queue topic in batches;
   each fetched batch's deliveries are awaited before the next fetch, as a commit would need.
+* a paced producer for the latency and stalled-destination runs: events at a steady rate, each stamped with
+  the wall clock just before it is sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 import psutil
@@ -23,6 +27,9 @@ from streams.ledger import Ledger
 from streams.producing import ensure_topic
 from streams.routing import CollectorIndex
 from streams.selection import select
+
+PRODUCED_AT = "produced_at_ns"
+"""The metadata field the paced producer stamps: wall-clock nanoseconds when the event was sent."""
 
 MAX_RECORDS = 10_000
 FETCH_BYTES = 64 * 1024 * 1024
@@ -202,3 +209,44 @@ async def baseline_a(
     finally:
         await producer.stop()
     return window, survivors
+
+
+@dataclass(frozen=True, slots=True)
+class Paced:
+    """What the paced producer did: events sent, over how long, and its wall-clock start (ns)."""
+
+    sent: int
+    seconds: float
+    started_ns: int
+
+    @property
+    def events_per_s(self) -> float:
+        return self.sent / self.seconds if self.seconds > 0 else float("nan")
+
+
+async def produce_paced(
+    bootstrap: str, topic: str, source: Iterator[dict[str, Any]], *, rate: float, seconds: float
+) -> Paced:
+    """Produce ``rate * seconds`` events from ``source`` at ``rate`` events/s (topped up every 5 ms), keyed by
+    id, each stamped with :data:`PRODUCED_AT` in its metadata just before it is sent; wait for every delivery."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=1, max_batch_size=BATCH_BYTES)
+    await producer.start()
+    try:
+        total, sent = int(rate * seconds), 0
+        pending: list[asyncio.Future[Any]] = []
+        started_ns, started = time.time_ns(), time.monotonic()
+        while sent < total:
+            due = min(total, int(rate * (time.monotonic() - started)) + 1)
+            for event in itertools.islice(source, due - sent):
+                event["output"]["input"]["data"]["metadata"][PRODUCED_AT] = time.time_ns()
+                pending.append(await producer.send(topic, orjson.dumps(event), key=event["id"].encode()))
+            sent = due
+            for delivery in pending:
+                if delivery.done():
+                    delivery.result()  # raises when a delivery failed
+            pending = [delivery for delivery in pending if not delivery.done()]
+            await asyncio.sleep(0.005)
+        await asyncio.gather(*pending)
+        return Paced(sent=sent, seconds=time.monotonic() - started, started_ns=started_ns)
+    finally:
+        await producer.stop()

@@ -1,13 +1,14 @@
 """Baseline B: the naive Faust way to do the worker's pre-queue work.
 
-Default Faust settings, events parsed into nested ``faust.Record`` models, the collectors' random-sample
-decisions written by hand on those models (the compiled index gives only the qualified collector ids and
-``watches``), and one ``await topic.send`` per survivor. ``bench/run.py`` runs it
+Default Faust settings, events parsed into nested ``faust.Record`` models, and one ``await topic.send`` per
+survivor. The decisions are the project's own operators (each collector's compiled pre-queue steps), run on a
+plain dict made from the record whenever a collector watches the event's model, so the naive agent keeps
+exactly the events the worker keeps. ``bench/run.py`` runs it
 as ``python bench/naive_faust.py worker -l warn --web-port PORT`` with ``BENCH_NAIVE_*`` variables set. It
 writes its progress (a JSON object) to ``BENCH_NAIVE_PROGRESS``; after ``BENCH_NAIVE_EVENTS`` events it
 flushes its producer, writes the final progress and stops itself.
 
-Only collectors whose single pre-queue step is ``pre_queue_random_sample`` are supported (the bench's).
+Only stateless pre-queue steps are supported (no quota, no post-queue workflow), as in the bench's collectors.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 import faust
 
 from streams.delivery.ids import input_id
-from streams.operators.random_sample import keeps
+from streams.operators.base import Candidate
 from streams.routing import CompiledCollector
 from streams.simulate import offline_index
 
@@ -111,13 +112,12 @@ class Queued(faust.Record):
 
 
 def _collectors_by_model() -> dict[tuple[str, str, str], list[CompiledCollector]]:
-    """The bench's collectors (compiled only for their qualified ids), by the model they watch."""
+    """The bench's collectors, compiled, by the model they watch."""
     by_model: dict[tuple[str, str, str], list[CompiledCollector]] = {}
     for collector in offline_index(Path(os.environ["BENCH_NAIVE_CONFIG"])):
-        spec = collector.spec
-        if spec.pre_queue_random_sample is None or spec.pre_queue_workflow_id or spec.post_queue_workflow_id:
-            raise SystemExit(f"naive_faust supports random-sample collectors only, not {collector.id!r}")
-        by_model.setdefault(spec.source.model_key, []).append(collector)
+        if collector.after_queue.steps:
+            raise SystemExit(f"naive_faust supports stateless pre-queue steps only, not {collector.id!r}'s")
+        by_model.setdefault(collector.spec.source.model_key, []).append(collector)
     return by_model
 
 
@@ -132,14 +132,25 @@ predictions = app.topic(TOPIC, value_type=Event)
 queue = app.topic(QUEUE_TOPIC, key_type=str, value_type=Queued)
 
 
-def _keeps(collector: CompiledCollector, event: Event) -> bool:
+def _plain(value: Any) -> Any:
+    """A record as nested dicts and lists, as the operators read events."""
+    if isinstance(value, faust.Record):
+        return {name: _plain(field) for name, field in value.asdict().items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _kept(collector: CompiledCollector, event: Event, plain: dict[str, Any]) -> Candidate | None:
+    """The collector's view of the event when its pre-queue steps keep it, else None."""
     version = event.output.model.model_version
     if not collector.watches(version.id if version else None, event.caller.user_id):
-        return False
-    return keeps(collector.id, event.id, collector.spec.pre_queue_random_sample or 0.0)
+        return None
+    candidate = Candidate.of(collector.id, plain)
+    return candidate if collector.pre_queue.run(candidate) is None else None
 
 
-def _queued(collector: CompiledCollector, event: Event) -> Queued:
+def _queued(collector: CompiledCollector, event: Event, candidate: Candidate) -> Queued:
     output = event.output
     model = output.model
     metadata = dict(output.input.data.metadata or {})
@@ -155,7 +166,9 @@ def _queued(collector: CompiledCollector, event: Event) -> Queued:
         image=output.input.data.image,
         text=output.input.data.text,
         metadata=metadata,
-        concepts=output.data.concepts if collector.spec.collect_outputs else None,
+        concepts=[Concept(id=c["id"], name=c.get("name") or c["id"], value=c["value"]) for c in candidate.concepts]
+        if collector.spec.collect_outputs
+        else None,
     )
     return Queued(
         collector_id=collector.id,
@@ -179,9 +192,12 @@ async def select(stream: faust.StreamT[Event]) -> None:
             state["first"], state["cpu_first"] = time.monotonic(), time.process_time()
         state["events"] += 1
         model = event.output.model
-        for collector in COLLECTORS.get((model.user_id, model.app_id, model.id), []):
-            if _keeps(collector, event):
-                await queue.send(key=collector.id, value=_queued(collector, event))
+        watching = COLLECTORS.get((model.user_id, model.app_id, model.id), [])
+        plain = _plain(event) if watching else {}
+        for collector in watching:
+            candidate = _kept(collector, event, plain)
+            if candidate is not None:
+                await queue.send(key=collector.id, value=_queued(collector, event, candidate))
                 state["survivors"] += 1
         if state["events"] == TARGET:
             await app.producer.flush()

@@ -1,31 +1,31 @@
-"""``make bench``: the worker's throughput next to plain aiokafka loops and a naive Faust agent, on one topic.
+"""``make bench``: the worker against the performance issue's ceilings and targets, on one broker, in one run.
 
 Starts its own Kafka broker (port 39392 by default, data in a temporary directory), fills a topic with N
 generated prediction events, then measures in turn: raw (consume + decode), baseline A (consume, decode,
-select, produce survivors), the real worker posting to the reference destination (pipeline), and the naive
-Faust agent (baseline B). Checks each variant's output against ``streams.simulate``. Prints a table, and as
-its last line one JSON object. Exit status 1 when a check fails.
+select, produce survivors), the real worker posting to the reference destination (pipeline), the same with
+1,000 collectors over 100 models (scaling), the naive Faust agent (baseline B), two workers in one group,
+the latency at half the pipeline's rate, the worker's memory with the destination down, and posting with
+batches against one input per request. Checks each variant's output (``streams.simulate``, the workers'
+ledgers, the destination's database). Prints a table, and as its last line one JSON object. Exit status 1
+when a check fails (a missed target is reported, not an error).
 
-    .venv/bin/python -m bench.run [--quick | --events N] [--keep]
+    .venv/bin/python -m bench.run [--quick | --events N] [--only NAME[,NAME]] [--rate R] [--keep]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import platform
-import re
-import secrets
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+import traceback
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -36,339 +36,261 @@ if not __package__:  # run as `python bench/run.py`: make the `bench` package im
 
 import psutil
 
-from bench import loops
-from bench.loops import Stopwatch, Window
+from bench import loops, scenarios
+from bench.scenarios import PARTITIONS, Bench, Outcome
 from bench.workload import (
-    DESTINATION_APP,
-    DESTINATION_USER,
-    KEY_ENV,
+    SCALING_MODELS,
     Expectation,
     event_lines,
+    event_pool,
     expect,
     write_collectors,
+    write_sampler,
 )
-from streams.destination.store import Store
 from streams.localkafka.broker import DIST_ENV, LocalKafka, default_home
-from streams.localstack import (
-    Service,
-    free_port,
-    get_json,
-    start_destination,
-    start_worker,
-    stop_process,
-    wait_settled,
-    worker_stats,
-)
-from streams.producing import ensure_topic
-from streams.simulate import offline_index
+from streams.localstack import free_port
 
-DEFAULT_EVENTS = 200_000
-QUICK_EVENTS = 20_000
 DEFAULT_KAFKA_PORT = 39392
-PARTITIONS = 4
-NAIVE_SCRIPT = Path(__file__).resolve().with_name("naive_faust.py")
-ERROR_LINE = re.compile(r"\b(ERROR|CRITICAL|Traceback)\b")
-TERMINAL_CODES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-LATER = ("collectors_1000_vs_10", "p99_latency_ms", "stalled_peak_rss_mb", "batching_vs_single")
+VARIANTS = ("raw", "baseline_a", "pipeline", "scaling", "naive", "workers", "latency", "memory", "posting")
+ON_MAIN_TOPIC = frozenset({"raw", "baseline_a", "pipeline", "naive", "workers"})
+FALLBACK_RATE = 2_000.0
+POOL_EVENTS = 10_000
+TARGETS: dict[str, tuple[str, float]] = {
+    "pipeline_vs_baseline_a": (">=", 0.33),
+    "pipeline_vs_naive": (">=", 3),
+    "collectors_1000_vs_10": (">=", 0.9),
+    "p99_latency_ms": ("<=", 500),
+    "stalled_peak_rss_mb": ("<=", 300),
+    "batching_vs_single": (">=", 20),
+    "posting_mean_batch_size": (">=", 64),
+}
 
 
-@dataclass(slots=True)
-class Outcome:
-    """One variant's measurement, its correctness check, and anything else worth reporting."""
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    """How much each measurement does."""
 
-    window: Window
-    check: bool
-    check_text: str
-    extra: dict[str, Any] = field(default_factory=dict)
+    events: int
+    """Events in the main topic and in the scaling topic."""
+    latency_s: float
+    warmup_s: float
+    stall_s: float
+    posting_events: int
+    single_s: float
+    single_inputs: int
+
+
+FULL = Sizes(
+    events=200_000, latency_s=12, warmup_s=2, stall_s=60, posting_events=50_000, single_s=30, single_inputs=5_000
+)
+QUICK = Sizes(
+    events=20_000, latency_s=6, warmup_s=2, stall_s=10, posting_events=5_000, single_s=10, single_inputs=1_000
+)
 
 
 def _say(message: str) -> None:
     print(f"==> {message}", file=sys.stderr, flush=True)
 
 
-def _timeout_s(events: int) -> float:
-    """A bound for one phase: generous for a ~2,000 events/s variant on a busy 2-core machine."""
-    return 120 + events / 400
-
-
-def _error_lines(log: Path, limit: int = 5) -> tuple[int, list[str]]:
-    """How many lines of a log look like errors, and the first few (terminal control codes removed)."""
-    try:
-        text = TERMINAL_CODES.sub("", log.read_text(errors="replace"))
-    except OSError:
-        return 0, []
-    lines = [line.strip() for line in text.splitlines() if ERROR_LINE.search(line)]
-    return len(lines), lines[:limit]
-
-
-def _wait_events(worker: Service, *, at_least: int, timeout_s: float) -> None:
-    """Poll the worker's stats every 50 ms until it has read ``at_least`` events."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError):
-            if worker_stats(worker)["events"].get("events", 0) >= at_least:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"the worker read fewer than {at_least:,} events in {timeout_s:.0f}s:\n{worker.log_tail()}")
-
-
-def run_pipeline(
-    *,
-    bootstrap: str,
-    topic: str,
-    run_id: str,
-    config: Path,
-    destination_port: int,
-    workdir: Path,
-    events: int,
-    expected: Expectation,
-    broker: psutil.Process,
-) -> Outcome:
-    """The real worker and destination as processes; time from the worker's first event to settled."""
-    key = f"bench-{secrets.token_hex(12)}"
-    db = workdir / "destination.db"
-    with Store(db) as store:
-        store.bootstrap(DESTINATION_USER, DESTINATION_APP, key, ["PostInputs"])
-    queue_topic = f"{run_id}-queue"
-    env = {
-        KEY_ENV: key,
-        "COLLECTORS_PREDICTIONS_TOPIC": topic,
-        "COLLECTORS_QUEUE_TOPIC": queue_topic,
-        "COLLECTORS_DEAD_LETTER_TOPIC": f"{run_id}-dead-letters",
-    }
-    destination = start_destination(db, port=destination_port, log=workdir / "destination.log")
-    try:
-        worker = start_worker(
-            config, broker=f"kafka://{bootstrap}", app_id=f"{run_id}-worker", data_dir=workdir / "worker", env=env
-        )
-        try:
-            healthy = time.monotonic()
-            watch = Stopwatch(
-                {
-                    "worker": psutil.Process(worker.process.pid),
-                    "destination": psutil.Process(destination.process.pid),
-                    "broker": broker,
-                }
-            )
-            _wait_events(worker, at_least=1, timeout_s=120)
-            watch.start()
-            first = time.monotonic()
-            _wait_events(worker, at_least=events, timeout_s=_timeout_s(events))
-            read_all_s = time.monotonic() - first
-            settled = wait_settled([worker], events=events, timeout_s=_timeout_s(events))
-            window = watch.stop(events)
-            served = get_json(f"{destination.url}/_stats")
-        finally:
-            worker.stop()
-    finally:
-        destination.stop()
-    with Store(db) as store:
-        stored = store.count_inputs(DESTINATION_USER, DESTINATION_APP)
-    queued = asyncio.run(loops.topic_size(bootstrap, queue_topic, PARTITIONS))
-    requests = sum(served["batch_sizes"].values())
-    errors, first_errors = _error_lines(worker.log)
-    return Outcome(
-        window=window,
-        check=stored == expected.posted and queued == expected.queued,
-        check_text=f"stored {stored:,} / expected {expected.posted:,}; queue topic {queued:,} / {expected.queued:,}",
-        extra={
-            "startup_to_first_event_s": round(first - healthy, 2),
-            "first_to_last_event_read_s": round(read_all_s, 2),
-            "first_event_to_settled_s": round(window.seconds, 2),
-            "destination_requests": requests,
-            "mean_batch_size": round(sum(served["inputs"].values()) / requests, 1) if requests else None,
-            "batch_sizes": served["batch_sizes"],
-            "worker_posted": sum(c.get("posted", 0) for c in settled["collectors"].values()),
-            "worker_log": str(worker.log),
-            "worker_log_error_lines": errors,
-            "worker_log_first_errors": first_errors,
-        },
-    )
-
-
-def run_naive(
-    *,
-    bootstrap: str,
-    topic: str,
-    run_id: str,
-    config: Path,
-    workdir: Path,
-    events: int,
-    expected: Expectation,
-    broker: psutil.Process,
-) -> Outcome:
-    """Baseline B as its own process; it times itself from its first to its N-th event (producer flushed)."""
-    queue_topic = f"{run_id}-naive-queue"
-    asyncio.run(ensure_topic(bootstrap, queue_topic, PARTITIONS))
-    progress = workdir / "naive-progress.json"
-    env = {
-        "BENCH_NAIVE_BROKER": f"kafka://{bootstrap}",
-        "BENCH_NAIVE_APP_ID": f"{run_id}-naive",
-        "BENCH_NAIVE_TOPIC": topic,
-        "BENCH_NAIVE_QUEUE": queue_topic,
-        "BENCH_NAIVE_CONFIG": str(config),
-        "BENCH_NAIVE_EVENTS": str(events),
-        "BENCH_NAIVE_PROGRESS": str(progress),
-        "BENCH_NAIVE_DATA_DIR": str(workdir / "naive-data"),
-    }
-    log = workdir / "naive.log"
-    command = [sys.executable, str(NAIVE_SCRIPT), "worker", "-l", "warn", "--web-port", str(free_port())]
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            command,
-            cwd=workdir,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **env},
-        )
-    watch = Stopwatch({"broker": broker})
-    deadline = time.monotonic() + _timeout_s(events)
-    try:
-        while True:
-            exited = process.poll() is not None
-            state: dict[str, Any] = {}
-            with contextlib.suppress(OSError, ValueError):
-                state = json.loads(progress.read_text())
-            if state.get("events", 0) > 0 and not watch.started:
-                watch.start()
-            if state.get("done"):
-                break
-            if exited or time.monotonic() > deadline:
-                problem = (
-                    f"exited with {process.returncode}" if exited else f"did not finish in {_timeout_s(events):.0f}s"
-                )
-                tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
-                raise RuntimeError(f"naive Faust agent {problem} at {state.get('events', 0):,} events:\n{tail}")
-            time.sleep(0.1)
-        broker_cpu = watch.stop(events).cpu["broker"]
-    finally:
-        stop_process(process)
-    window = Window(
-        events=events,
-        seconds=state["last"] - state["first"],
-        cpu={"process": state["cpu_last"] - state["cpu_first"], "broker": broker_cpu},
-    )
-    queued = asyncio.run(loops.topic_size(bootstrap, queue_topic, PARTITIONS))
-    return Outcome(
-        window=window,
-        check=state["survivors"] == expected.queued and queued == expected.queued,
-        check_text=f"sent {state['survivors']:,}, queue topic {queued:,} / expected {expected.queued:,}",
-        extra={"log": str(log)},
-    )
-
-
-def run_loops(
-    *, bootstrap: str, topic: str, run_id: str, config: Path, events: int, expected: Expectation, broker: psutil.Process
-) -> tuple[Outcome, Outcome]:
-    """Raw and baseline A, in this process."""
-    me = psutil.Process()
-    timeout_s = _timeout_s(events)
-    raw = asyncio.run(
-        loops.raw(
-            bootstrap,
-            topic,
-            events,
-            partitions=PARTITIONS,
-            watch=Stopwatch({"process": me, "broker": broker}),
-            timeout_s=timeout_s,
-        )
-    )
-    queue_topic = f"{run_id}-baseline-a-queue"
-    asyncio.run(ensure_topic(bootstrap, queue_topic, PARTITIONS))
-    window, survivors = asyncio.run(
-        loops.baseline_a(
-            bootstrap,
-            topic,
-            queue_topic,
-            events,
-            offline_index(config),
-            partitions=PARTITIONS,
-            watch=Stopwatch({"process": me, "broker": broker}),
-            timeout_s=timeout_s,
-        )
-    )
-    queued = asyncio.run(loops.topic_size(bootstrap, queue_topic, PARTITIONS))
-    baseline = Outcome(
-        window=window,
-        check=survivors == expected.queued and queued == expected.queued,
-        check_text=f"sent {survivors:,}, queue topic {queued:,} / expected {expected.queued:,}",
-    )
-    return Outcome(window=raw, check=raw.events == events, check_text=f"read {raw.events:,}"), baseline
-
-
-def measure(*, events: int, seed: int, kafka_port: int, workdir: Path) -> dict[str, Any]:
-    """Run every variant once on one topic; return the results as a JSON-ready mapping."""
-    _say(f"generating {events:,} events (seed {seed})")
-    lines, keys = event_lines(events, seed=seed)
-    destination_port = free_port()
-    config = write_collectors(workdir / "collectors.yaml", base_url=f"http://127.0.0.1:{destination_port}")
-    _say("computing the expected outcome with streams.simulate")
+def _prepare(
+    bench: Bench, name: str, config: Path, count: int, *, seed: int, models: int = 1, text_share: float = 0.2
+) -> tuple[str, Expectation, float]:
+    """Generate ``count`` events, compute what ``config``'s collectors must do with them, fill a topic; return
+    the topic, the expectation and the seconds publishing took."""
+    _say(f"{name}: generating {count:,} events (seed {seed}, {models} model(s)) and simulating them")
+    lines, keys = event_lines(count, seed=seed, models=models, text_share=text_share)
     expected = expect(config, lines)
+    topic = f"{bench.run_id}-{name}"
+    started = time.monotonic()
+    asyncio.run(loops.fill_topic(bench.bootstrap, topic, lines, keys, partitions=PARTITIONS))
+    return topic, expected, time.monotonic() - started
+
+
+@dataclass(slots=True)
+class Run:
+    """One bench run's variants, each a method named as in :data:`VARIANTS`, run in that order."""
+
+    bench: Bench
+    sizes: Sizes
+    seed: int
+    rate: float
+    base_url: str
+    config: Path
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    topic: str = ""
+    expected: Expectation | None = None
+    publish_s: float | None = None
+
+    def prepare_main_topic(self) -> None:
+        self.topic, self.expected, self.publish_s = _prepare(
+            self.bench, "predictions", self.config, self.sizes.events, seed=self.seed
+        )
+
+    @property
+    def common(self) -> dict[str, Any]:
+        """What the variants on the main topic share."""
+        return {"topic": self.topic, "config": self.config, "events": self.sizes.events, "expected": self.expected}
+
+    def raw(self) -> Outcome:
+        return scenarios.run_raw(self.bench, topic=self.topic, events=self.sizes.events)
+
+    def baseline_a(self) -> Outcome:
+        return scenarios.run_baseline_a(self.bench, **self.common)
+
+    def pipeline(self) -> Outcome:
+        return scenarios.run_pipeline(self.bench, name="pipeline", **self.common)
+
+    def naive(self) -> Outcome:
+        return scenarios.run_naive(self.bench, **self.common)
+
+    def workers(self) -> Outcome:
+        return scenarios.run_pipeline(self.bench, name="workers", workers=2, **self.common)
+
+    def scaling(self) -> Outcome:
+        many = write_collectors(
+            self.bench.workdir / "collectors-1000.yaml", base_url=self.base_url, models=SCALING_MODELS
+        )
+        topic, expected, _ = _prepare(
+            self.bench, "scaling", many, self.sizes.events, seed=self.seed, models=SCALING_MODELS
+        )
+        return scenarios.run_pipeline(
+            self.bench, name="scaling", topic=topic, config=many, events=self.sizes.events, expected=expected
+        )
+
+    @property
+    def full_rate(self) -> float:
+        """The pipeline's measured maximum, else ``--rate``."""
+        pipeline = self.outcomes.get("pipeline")
+        return pipeline.window.events_per_s if pipeline and pipeline.window else self.rate
+
+    def latency(self) -> Outcome:
+        pool = event_pool(POOL_EVENTS, seed=self.seed + 1)
+        return scenarios.run_latency(
+            self.bench,
+            config=self.config,
+            pool=pool,
+            rate=self.full_rate / 2,
+            seconds=self.sizes.latency_s,
+            warmup_s=self.sizes.warmup_s,
+        )
+
+    def memory(self) -> Outcome:
+        pool = event_pool(POOL_EVENTS, seed=self.seed + 1)
+        return scenarios.run_memory(
+            self.bench, config=self.config, pool=pool, rate=self.full_rate, seconds=self.sizes.stall_s
+        )
+
+    def posting(self) -> Outcome:
+        sampler = write_sampler(self.bench.workdir / "collectors-sampler.yaml", base_url=self.base_url)
+        topic, expected, _ = _prepare(
+            self.bench, "posting", sampler, self.sizes.posting_events, seed=self.seed + 2, text_share=0.0
+        )
+        return scenarios.run_posting(
+            self.bench,
+            topic=topic,
+            config=sampler,
+            expected=expected,
+            single_s=self.sizes.single_s,
+            single_inputs=self.sizes.single_inputs,
+        )
+
+
+def measure(*, sizes: Sizes, seed: int, kafka_port: int, workdir: Path, only: set[str], rate: float) -> dict[str, Any]:
+    """Run the chosen variants once, in :data:`VARIANTS` order; return the results as a JSON-ready mapping."""
+    destination_port = free_port()
+    base_url = f"http://127.0.0.1:{destination_port}"
+    config = write_collectors(workdir / "collectors.yaml", base_url=base_url)
     dist = Path(os.environ.get(DIST_ENV) or default_home() / "dist")
     kafka = LocalKafka(port=kafka_port, home=workdir / "kafka", dist=dist)
     kafka.up()
     try:
         pid = kafka.status().pid
         assert pid is not None
-        broker = psutil.Process(pid)
-        bootstrap = kafka.bootstrap_servers
-        run_id = f"bench-{int(time.time())}"
-        topic = f"{run_id}-predictions"
-        started = time.monotonic()
-        asyncio.run(loops.fill_topic(bootstrap, topic, lines, keys, partitions=PARTITIONS))
-        publish_s = time.monotonic() - started
-        del lines, keys
-        common: dict[str, Any] = {"bootstrap": bootstrap, "topic": topic, "run_id": run_id, "config": config}
-        common |= {"events": events, "expected": expected, "broker": broker}
-        _say("raw and baseline A (aiokafka loops in this process)")
-        outcomes: dict[str, Outcome] = dict(zip(("raw", "baseline_a"), run_loops(**common), strict=True))
-        _say("pipeline (the worker and the reference destination)")
-        outcomes["pipeline"] = run_pipeline(destination_port=destination_port, workdir=workdir, **common)
-        _say("naive Faust agent (baseline B)")
-        outcomes["naive"] = run_naive(workdir=workdir, **common)
+        bench = Bench(
+            kafka.bootstrap_servers, f"bench-{int(time.time())}", workdir, psutil.Process(pid), destination_port
+        )
+        run = Run(bench, sizes, seed, rate, base_url, config)
+        if only & ON_MAIN_TOPIC:
+            run.prepare_main_topic()
+        for variant in VARIANTS:
+            if variant in only:
+                _say(variant)
+                try:
+                    run.outcomes[variant] = getattr(run, variant)()
+                except Exception as exc:  # one variant failing must not lose the others' figures
+                    traceback.print_exc()
+                    run.outcomes[variant] = Outcome(
+                        check=False, check_text=f"failed: {type(exc).__name__}: {exc}"[:500]
+                    )
     finally:
         kafka.down()
-    return report(outcomes, events=events, expected=expected, publish_s=publish_s)
+    return report(run.outcomes, sizes=sizes, expected=run.expected, publish_s=run.publish_s)
 
 
-def _rate(outcome: Outcome) -> float:
-    return round(outcome.window.events_per_s, 1)
+def _rate(outcomes: dict[str, Outcome], name: str) -> float | None:
+    outcome = outcomes.get(name)
+    return round(outcome.window.events_per_s, 1) if outcome and outcome.window else None
 
 
-def _ratio(a: Outcome, b: Outcome) -> float:
-    return round(a.window.events_per_s / b.window.events_per_s, 3)
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a is not None and b else None
 
 
 def _us(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
-def report(outcomes: dict[str, Outcome], *, events: int, expected: Expectation, publish_s: float) -> dict[str, Any]:
-    """The results: ratios, CPU per event, checks, pipeline details, placeholders for later measurements."""
-    raw, pipeline = outcomes["raw"], outcomes["pipeline"]
+def _met(value: float | None, comparison: str, bound: float) -> bool | None:
+    if value is None:
+        return None
+    return value >= bound if comparison == ">=" else value <= bound
+
+
+def report(
+    outcomes: dict[str, Outcome], *, sizes: Sizes, expected: Expectation | None, publish_s: float | None
+) -> dict[str, Any]:
+    """The results: rates and ratios, the issue's targets, CPU per event, checks, each variant's details."""
+    rates = {name: _rate(outcomes, name) for name in ("raw", "baseline_a", "pipeline", "scaling", "naive", "workers")}
+    details = {name: outcome.extra for name, outcome in outcomes.items() if outcome.extra}
+    latency, memory, posting = (details.get(name, {}) for name in ("latency", "memory", "posting"))
+    batched, single = posting.get("batched", {}), posting.get("single", {})
     result: dict[str, Any] = {
-        "events": events,
-        "raw_events_per_s": _rate(raw),
-        "baseline_a_events_per_s": _rate(outcomes["baseline_a"]),
-        "naive_events_per_s": _rate(outcomes["naive"]),
-        "pipeline_events_per_s": _rate(pipeline),
-        "pipeline_vs_raw": _ratio(pipeline, raw),
-        "pipeline_vs_naive": _ratio(pipeline, outcomes["naive"]),
-        "pipeline_vs_baseline_a": _ratio(pipeline, outcomes["baseline_a"]),
-        **dict.fromkeys(LATER),
+        "events": sizes.events,
+        **{f"{name}_events_per_s": rate for name, rate in rates.items()},
+        "pipeline_vs_raw": _ratio(rates["pipeline"], rates["raw"]),
+        "pipeline_vs_baseline_a": _ratio(rates["pipeline"], rates["baseline_a"]),
+        "pipeline_vs_naive": _ratio(rates["pipeline"], rates["naive"]),
+        "collectors_1000_vs_10": _ratio(rates["scaling"], rates["pipeline"]),
+        "two_workers_vs_one": _ratio(rates["workers"], rates["pipeline"]),
+        "p50_latency_ms": latency.get("p50_ms"),
+        "p99_latency_ms": latency.get("p99_ms"),
+        "stalled_peak_rss_mb": memory.get("peak_rss_mb"),
+        "batching_vs_single": _ratio(batched.get("inputs_per_s"), single.get("inputs_per_s")),
+        "batched_inputs_per_s": batched.get("inputs_per_s"),
+        "single_inputs_per_s": single.get("inputs_per_s"),
+        "posting_mean_batch_size": batched.get("mean_batch_size"),
+    }
+    result["targets"] = {
+        key: {"value": result[key], "target": f"{comparison} {bound:g}", "met": _met(result[key], comparison, bound)}
+        for key, (comparison, bound) in TARGETS.items()
+    }
+    measured = [target["met"] for target in result["targets"].values() if target["met"] is not None]
+    result |= {
+        "targets_met": all(measured) if len(measured) == len(TARGETS) else None,
+        "targets_met_count": f"{sum(measured)}/{len(measured)} measured",
         "cpu_us_per_event": {
             name: {process: _us(o.window.cpu_us_per_event(process)) for process in o.window.cpu}
             for name, o in outcomes.items()
+            if o.window is not None
         },
-        "simulate_events_per_s": round(events / expected.simulate_s, 1),
-        "expected_queued": expected.queued,
-        "expected_posted": expected.posted,
-        "publish_s": round(publish_s, 1),
+        "simulate_events_per_s": round(sizes.events / expected.simulate_s, 1) if expected else None,
+        "expected_queued": expected.queued if expected else None,
+        "expected_posted": expected.posted if expected else None,
+        "publish_s": None if publish_s is None else round(publish_s, 1),
         "checks": {name: o.check for name, o in outcomes.items()},
         "check_details": {name: o.check_text for name, o in outcomes.items()},
         "correct": all(o.check for o in outcomes.values()),
-        "pipeline": pipeline.extra,
+        "details": details,
         "machine": {
             "nproc": os.cpu_count(),
             "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
@@ -379,32 +301,96 @@ def report(outcomes: dict[str, Outcome], *, events: int, expected: Expectation, 
     return result
 
 
+NAMES = {
+    "raw": "raw",
+    "baseline_a": "baseline A",
+    "pipeline": "pipeline",
+    "scaling": "1,000 coll.",
+    "naive": "naive (B)",
+    "workers": "2 workers",
+}
+
+
+def _own_cpu(cpu: dict[str, float | None]) -> float:
+    """CPU µs/event of the process doing the work (the workers summed)."""
+    own = [value or 0 for name, value in cpu.items() if name == "process" or name.startswith("worker")]
+    return sum(own)
+
+
+def _latency_line(d: dict[str, Any]) -> str:
+    return (
+        f"latency at {d['target_events_per_s']:,.0f} events/s (produced {d['produced_events_per_s']:,.0f}/s for "
+        f"{d['seconds']}s, the first {d['warmup_s']}s left out): p50 {d['p50_ms']} ms, p90 {d['p90_ms']} ms, "
+        f"p99 {d['p99_ms']} ms, max {d['max_ms']} ms over {d['inputs_measured']:,} inputs; mean batch "
+        f"{d['mean_batch_size']}"
+    )
+
+
+def _memory_line(d: dict[str, Any]) -> str:
+    return (
+        f"destination down {d['stalled_s']}s at {d['produced_events_per_s']:,.0f} events/s: worker RSS "
+        f"{d['rss_before_mb']} MB before, peak {d['peak_rss_mb']} MB ({d['rss_samples']} samples), "
+        f"{d['rss_after_recovery_mb']} MB after; {d['read_while_down']:,} events read while down, settled "
+        f"{d['recovery_s']}s after it came back"
+    )
+
+
+def _posting_line(d: dict[str, Any]) -> str:
+    batched, single = d["batched"], d["single"]
+    return (
+        f"posting: batched {batched['inputs_per_s']:,.0f} inputs/s ({batched['inputs']:,} in {batched['seconds']}s, "
+        f"mean batch {batched['mean_batch_size']}), one per request {single['inputs_per_s']:,.0f} inputs/s "
+        f"({single['inputs']:,} in {single['seconds']}s)"
+    )
+
+
 def table(result: dict[str, Any]) -> str:
     """The human-readable summary printed before the JSON line."""
-    names = {"raw": "raw", "baseline_a": "baseline A", "pipeline": "pipeline", "naive": "naive (B)"}
-    rows = [f"{'variant':<12} {'events/s':>10} {'vs raw':>7} {'CPU µs/ev':>10} {'broker µs/ev':>13}  check"]
-    for key, name in names.items():
+    header = f"{'variant':<12} {'events/s':>10} {'vs A':>7} {'CPU µs/ev':>10} {'broker µs/ev':>13}  check"
+    rows = [header] if any(result[f"{key}_events_per_s"] is not None for key in NAMES) else []
+    for key, name in NAMES.items():
         rate = result[f"{key}_events_per_s"]
+        if rate is None:
+            continue
         cpu = result["cpu_us_per_event"][key]
-        own = cpu.get("process", cpu.get("worker"))
-        verdict = "ok" if result["checks"][key] else "FAILED"
+        versus = f"{rate / result['baseline_a_events_per_s']:.3f}" if result["baseline_a_events_per_s"] else "-"
         rows.append(
-            f"{name:<12} {rate:>10,.0f} {rate / result['raw_events_per_s']:>7.3f} {own or 0:>10.1f} "
-            f"{cpu.get('broker') or 0:>13.1f}  {verdict}: {result['check_details'][key]}"
+            f"{name:<12} {rate:>10,.0f} {versus:>7} {_own_cpu(cpu):>10.1f} {cpu.get('broker') or 0:>13.1f}  "
+            f"{'ok' if result['checks'][key] else 'FAILED'}: {result['check_details'][key]}"
         )
-    details = result["pipeline"]
-    rows.append(
-        f"\npipeline: destination CPU {result['cpu_us_per_event']['pipeline'].get('destination')} µs/event, "
-        f"{details['destination_requests']:,} requests, mean batch {details['mean_batch_size']}, "
-        f"{details['startup_to_first_event_s']}s from healthz to the first event, all read after "
-        f"{details['first_to_last_event_read_s']}s, settled after {details['first_event_to_settled_s']}s, "
-        f"{details['worker_log_error_lines']} error lines in {details['worker_log']}"
-    )
-    rows.extend(f"  {line}" for line in details["worker_log_first_errors"])
-    rows.append(
-        f"offline (streams.simulate: decode, validate, select): {result['simulate_events_per_s']:,.0f} events/s; "
-        f"expected {result['expected_queued']:,} queued, {result['expected_posted']:,} posted"
-    )
+    details = result["details"]
+    for key in ("pipeline", "scaling", "workers"):
+        if key in details:
+            d = details[key]
+            read = (
+                ""
+                if d["first_to_last_event_read_s"] is None
+                else f"all read after {d['first_to_last_event_read_s']}s, "
+            )
+            rows.append(
+                f"{NAMES[key]}: {d['destination_requests']:,} requests, mean batch {d['mean_batch_size']}, "
+                f"{d['duplicates_answered']:,} duplicates, {d['startup_to_first_event_s']}s healthz → first event, "
+                f"{read}settled after {d['first_event_to_settled_s']}s, {d['worker_log_error_lines']} error lines "
+                "in the worker log(s)"
+            )
+            rows.extend(f"  {line}" for line in d["worker_log_first_errors"])
+    for key, describe in (("latency", _latency_line), ("memory", _memory_line), ("posting", _posting_line)):
+        if key in details:
+            verdict = "ok" if result["checks"][key] else "FAILED"
+            rows.append(f"{describe(details[key])} [{verdict}: {result['check_details'][key]}]")
+    for key, text in result["check_details"].items():
+        if text.startswith("failed: "):
+            rows.append(f"{key} FAILED: {text}")
+    if result["simulate_events_per_s"]:
+        rows.append(
+            f"offline (streams.simulate: decode, validate, select): {result['simulate_events_per_s']:,.0f} events/s; "
+            f"expected {result['expected_queued']:,} queued, {result['expected_posted']:,} posted"
+        )
+    rows.append(f"\n{'target':<24} {'value':>10} {'goal':>10}  met")
+    for key, target in result["targets"].items():
+        value = "-" if target["value"] is None else f"{target['value']:,}"
+        met = {True: "yes", False: "NO", None: "not measured"}[target["met"]]
+        rows.append(f"{key:<24} {value:>10} {target['target']:>10}  {met}")
     return "\n".join(rows)
 
 
@@ -412,20 +398,38 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
+def _variants(text: str) -> set[str]:
+    chosen = {name.strip() for name in text.split(",") if name.strip()}
+    unknown = chosen - set(VARIANTS)
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"unknown {sorted(unknown)}; choose among {', '.join(VARIANTS)}")
+    return chosen
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.run", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=DEFAULT_EVENTS, help="events in the topic [%(default)s]")
-    parser.add_argument("--quick", action="store_true", help=f"smoke check with {QUICK_EVENTS:,} events")
+    parser.add_argument("--events", type=int, default=FULL.events, help="events in the topic [%(default)s]")
+    parser.add_argument("--quick", action="store_true", help=f"smoke check: {QUICK}")
+    parser.add_argument("--only", type=_variants, default=set(VARIANTS), help=f"among {', '.join(VARIANTS)}")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=FALLBACK_RATE,
+        help="the pipeline's maximum, events/s, for latency (half) and memory (all) when the pipeline is not "
+        "measured in this run [%(default)s]",
+    )
     parser.add_argument("--seed", type=int, default=7, help="seed of the generated events [%(default)s]")
     parser.add_argument("--kafka-port", type=int, default=DEFAULT_KAFKA_PORT, help="broker port [%(default)s]")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, broker data)")
     args = parser.parse_args(argv)
-    events = QUICK_EVENTS if args.quick else args.events
+    sizes = QUICK if args.quick else replace(FULL, events=args.events)
     workdir = Path(tempfile.mkdtemp(prefix="collectors-bench-"))
     signal.signal(signal.SIGTERM, _terminate)
     result: dict[str, Any] | None = None
     try:
-        result = measure(events=events, seed=args.seed, kafka_port=args.kafka_port, workdir=workdir)
+        result = measure(
+            sizes=sizes, seed=args.seed, kafka_port=args.kafka_port, workdir=workdir, only=args.only, rate=args.rate
+        )
     finally:
         if args.keep or result is None or not result["correct"]:
             _say(f"logs and data kept in {workdir}")

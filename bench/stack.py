@@ -1,0 +1,157 @@
+"""One measured deployment: the reference destination and one or more workers, on per-run topics.
+
+Each run gets its own consumer group, queue and dead-letter topics, destination database and logs (under
+``workdir/name``), so runs on the same predictions topic do not see each other's records.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psutil
+
+from bench.workload import DESTINATION_APP, DESTINATION_USER, KEY_ENV
+from streams.destination.store import Store
+from streams.localstack import (
+    Service,
+    combined_ledger,
+    get_json,
+    start_destination,
+    start_worker,
+    wait_settled,
+)
+
+
+@dataclass(slots=True)
+class Stack:
+    """A running destination and its workers."""
+
+    destination: Service
+    workers: list[Service]
+    db: Path
+    queue_topic: str
+
+    def served(self) -> dict[str, Any]:
+        """The destination's ``/_stats``: requests, inputs by outcome, batch-size histogram."""
+        stats: dict[str, Any] = get_json(f"{self.destination.url}/_stats")
+        return stats
+
+    def set_faults(self, **faults: Any) -> None:
+        """Replace the destination's injected faults (it must run with ``faults=True``)."""
+        request = urllib.request.Request(
+            f"{self.destination.url}/_faults",
+            data=orjson.dumps(faults),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=5):
+            pass
+
+    def events_read(self) -> int:
+        """Events the workers have read so far (0 while a worker does not answer)."""
+        with contextlib.suppress(OSError):
+            return int(combined_ledger(self.workers).events.get("events", 0))
+        return 0
+
+    def wait_events(self, *, at_least: int, timeout_s: float) -> None:
+        """Poll the workers' stats every 50 ms until they have read ``at_least`` events."""
+        deadline = time.monotonic() + timeout_s
+        while self.events_read() < at_least:
+            if time.monotonic() > deadline:
+                tails = "\n".join(worker.log_tail() for worker in self.workers)
+                raise TimeoutError(f"the workers read fewer than {at_least:,} events in {timeout_s:.0f}s:\n{tails}")
+            time.sleep(0.05)
+
+    def settle(self, *, events: int, timeout_s: float) -> dict[str, Any]:
+        """Wait until the workers read ``events`` and every queued input has an outcome; the combined ledger."""
+        return wait_settled(self.workers, events=events, timeout_s=timeout_s)
+
+    def wait_stored(self, *, at_least: int, timeout_s: float) -> None:
+        """Poll the destination every 50 ms until it has stored ``at_least`` inputs."""
+        deadline = time.monotonic() + timeout_s
+        while (stored := self.served()["inputs"]["stored"]) < at_least:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the destination stored {stored:,} of {at_least:,} inputs in {timeout_s:.0f}s")
+            time.sleep(0.05)
+
+    def processes(self) -> dict[str, psutil.Process]:
+        """The workers (``worker``, or ``worker-0``, ``worker-1``...) and the destination, for CPU accounting."""
+        names = ["worker"] if len(self.workers) == 1 else [f"worker-{n}" for n in range(len(self.workers))]
+        services = {**dict(zip(names, self.workers, strict=True)), "destination": self.destination}
+        return {name: psutil.Process(service.process.pid) for name, service in services.items()}
+
+
+def stored_inputs(db: Path) -> int:
+    """How many inputs the bench's destination app holds."""
+    with Store(db) as store:
+        return store.count_inputs(DESTINATION_USER, DESTINATION_APP)
+
+
+def mean_batch(served: Mapping[str, Any]) -> float | None:
+    """Mean inputs per POST request, from ``/_stats``."""
+    requests = sum(served["batch_sizes"].values())
+    return round(sum(served["inputs"].values()) / requests, 1) if requests else None
+
+
+@contextlib.contextmanager
+def running(
+    *,
+    bootstrap: str,
+    topic: str,
+    name: str,
+    config: Path,
+    workdir: Path,
+    destination_port: int,
+    workers: int = 1,
+    env: Mapping[str, str] | None = None,
+    faults: bool = False,
+) -> Iterator[Stack]:
+    """Start the destination, then ``workers`` workers at once (one consumer group, ``name-worker``) reading
+    ``topic``; stop them all when the block ends."""
+    home = workdir / name
+    home.mkdir(parents=True, exist_ok=True)
+    key = f"bench-{secrets.token_hex(12)}"
+    db = home / "destination.db"
+    with Store(db) as store:
+        store.bootstrap(DESTINATION_USER, DESTINATION_APP, key, ["PostInputs"])
+    queue_topic = f"{name}-queue"
+    worker_env = {
+        KEY_ENV: key,
+        "COLLECTORS_PREDICTIONS_TOPIC": topic,
+        "COLLECTORS_QUEUE_TOPIC": queue_topic,
+        "COLLECTORS_DEAD_LETTER_TOPIC": f"{name}-dead-letters",
+        **(env or {}),
+    }
+    destination = start_destination(db, port=destination_port, faults=faults, log=home / "destination.log")
+    futures: list[Future[Service]] = []
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [
+                pool.submit(
+                    start_worker,
+                    config,
+                    broker=f"kafka://{bootstrap}",
+                    app_id=f"{name}-worker",
+                    data_dir=home / f"worker-{number}",
+                    env=worker_env,
+                )
+                for number in range(workers)
+            ]
+        failures = [exc for exc in (future.exception() for future in futures) if exc is not None]
+        if failures:
+            raise failures[0]
+        yield Stack(destination=destination, workers=[f.result() for f in futures], db=db, queue_topic=queue_topic)
+    finally:
+        for future in futures:
+            if future.done() and future.exception() is None:
+                future.result().stop()
+        destination.stop()
