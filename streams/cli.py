@@ -152,11 +152,12 @@ def _register_groups() -> None:
     for command in MANAGEMENT_COMMANDS:
         main.add_command(command)
 
-    from streams.operations.commands import backfill_command, dlq, stats_command
+    from streams.operations.commands import backfill_command, dlq, stats_command, tail_command
 
     main.add_command(stats_command)
     main.add_command(dlq)
     main.add_command(backfill_command)
+    main.add_command(tail_command)
 
 
 _register_groups()

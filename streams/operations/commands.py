@@ -246,3 +246,34 @@ async def _backfill(
         with progress_bar(total, f"backfilling {collector.id}") as advance:
             ledger = await backfill(client, start, end, as_active(collector), dry_run=dry_run, progress=advance)
     return ledger, collector.id
+
+
+@click.command("tail")
+@click.argument("topic", default="predictions")
+@click.option("--broker", default="kafka://127.0.0.1:9092", show_default=True, envvar="COLLECTORS_BROKER")
+@click.option("--from-beginning", is_flag=True, help="Start at the oldest record, not at the end.")
+@click.option("-n", "--limit", type=int, help="Stop after this many records.")
+@click.option("--idle-exit", "idle_exit_s", type=float, help="Stop after this many seconds without a record.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per record.")
+def tail_command(
+    topic: str, broker: str, from_beginning: bool, limit: int | None, idle_exit_s: float | None, as_json: bool
+) -> None:
+    """Show the records of a topic as they arrive, decoded (predictions, queue, dead letters, control)."""
+    from streams.operations.tail import tail
+
+    try:
+        asyncio.run(
+            tail(
+                broker,
+                topic,
+                from_beginning=from_beginning,
+                limit=limit,
+                idle_exit_s=idle_exit_s,
+                echo=click.echo,
+                as_json=as_json,
+            )
+        )
+    except LookupError as exc:
+        raise click.UsageError(str(exc)) from None
+    except KeyboardInterrupt:
+        pass

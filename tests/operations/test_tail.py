@@ -1,0 +1,39 @@
+"""`collectors tail` shows a topic's records decoded: JSON, text, or base64 for other bytes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from streams.cli import main
+from streams.localkafka.broker import LocalKafka
+
+pytestmark = pytest.mark.kafka
+
+
+def test_tail_from_beginning_decodes_every_kind_of_record(kafka: LocalKafka, topic_factory, producer_factory):
+    topic = asyncio.run(topic_factory("letters", partitions=1))
+    asyncio.run(producer_factory(topic, [b'{"reason": "invalid_json", "n": 1}', b"plain text", b"\xff\xfe"]))
+    result = CliRunner().invoke(
+        main,
+        ["tail", topic, "--broker", f"kafka://{kafka.bootstrap_servers}", "--from-beginning", "-n", "3", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    lines = [orjson.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    assert [line["value"] for line in lines] == [
+        {"reason": "invalid_json", "n": 1},
+        "plain text",
+        {"base64": "//4="},
+    ]
+    assert [line["offset"] for line in lines] == [0, 1, 2]
+
+
+def test_tail_of_a_missing_topic_is_a_usage_error(kafka: LocalKafka) -> None:
+    result = CliRunner().invoke(
+        main, ["tail", "no-such-topic-here", "--broker", f"kafka://{kafka.bootstrap_servers}", "-n", "1"]
+    )
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
