@@ -24,9 +24,6 @@ THROUGHPUT_SETTINGS: dict[str, Any] = {
     "producer_max_batch_size": 1024 * 1024,
     # acks=all stays: a queued input must be on the broker before its prediction's offset is committed.
     "producer_acks": -1,
-    # A worker that dies is noticed in 10 s (not 60): its partitions move to the others sooner.
-    "broker_session_timeout": 10.0,
-    "broker_heartbeat_interval": 1.0,
 }
 
 
