@@ -44,11 +44,6 @@ async def test_worker_killed_mid_stream_then_restarted(
     assert_balanced(snapshot, len(lines))
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open defect (docs/RELIABILITY.md): after this rebalance the survivor sometimes leaves a taken-over "
-    "queue partition unconsumed, or misses a few outcomes in the queue-record ledger",
-)
 async def test_two_workers_one_killed_the_other_finishes(
     tmp_path, faulty_destination, topic_factory, producer_factory, worker_factory
 ) -> None:
