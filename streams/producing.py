@@ -27,8 +27,8 @@ def event_key(line: bytes) -> bytes | None:
     return None
 
 
-async def ensure_topic(bootstrap: str, topic: str, partitions: int) -> None:
-    """Create the topic with ``partitions`` partitions unless it exists (the broker's default would be 1)."""
+async def ensure_topic(bootstrap: str, topic: str, partitions: int, configs: dict[str, str] | None = None) -> None:
+    """Create the topic with ``partitions`` partitions (and topic ``configs``) unless it exists."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_address(bootstrap))
     try:
         await admin.start()
@@ -37,7 +37,8 @@ async def ensure_topic(bootstrap: str, topic: str, partitions: int) -> None:
         raise ConnectionError(f"cannot reach Kafka at {bootstrap_address(bootstrap)} ({exc})") from None
     try:
         if topic not in await admin.list_topics():
-            await admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+            new = NewTopic(topic, num_partitions=partitions, replication_factor=1, topic_configs=configs or {})
+            await admin.create_topics([new])
     except TopicAlreadyExistsError:
         pass
     finally:

@@ -14,10 +14,8 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
-from streams.producing import bootstrap_address
+from streams.producing import bootstrap_address, ensure_topic
 
 log = logging.getLogger(__name__)
 
@@ -26,21 +24,7 @@ TOPIC_CONFIG = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", "segm
 
 async def ensure_control_topic(bootstrap: str, topic: str) -> None:
     """Create the compacted, single-partition control topic unless it exists."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_address(bootstrap))
-    try:
-        await admin.start()
-    except KafkaConnectionError as exc:
-        await admin.close()
-        raise ConnectionError(f"cannot reach Kafka at {bootstrap_address(bootstrap)} ({exc})") from None
-    try:
-        if topic not in await admin.list_topics():
-            await admin.create_topics(
-                [NewTopic(topic, num_partitions=1, replication_factor=1, topic_configs=TOPIC_CONFIG)]
-            )
-    except TopicAlreadyExistsError:
-        pass
-    finally:
-        await admin.close()
+    await ensure_topic(bootstrap, topic, 1, TOPIC_CONFIG)
 
 
 class ControlWriter:
