@@ -7,7 +7,7 @@ otherwise do for every record, without weakening a delivery guarantee.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 import faust
@@ -66,64 +66,101 @@ class Worker(faust.Worker):
         self.spinner = None
 
 
-def event_batches(stream: faust.StreamT[Any], max_size: int, within: float) -> AsyncIterator[list[Any]]:
-    """The agent's events in batches of up to ``max_size``, waiting at most ``within`` seconds to fill one.
+class EventReader:
+    """An agent's events in batches, read from its channel directly, acknowledged by the agent.
 
-    Call it as soon as the agent starts: it subscribes the agent's channel at once, so the subscription is
+    Create it as soon as the agent starts: it subscribes the agent's channel at once, so the subscription is
     part of the worker's first one (a channel added during a rebalance would not be delivered to).
 
-    ``Stream.take_events`` does this too, but still runs Faust's per-event iteration (a sleep, processors,
-    a buffer callback) for each event. This reads the agent's channel directly and does per event only what
-    that iteration must: track each message for acknowledgement, and drop the events of partitions revoked
-    by a rebalance (their new owner reads them again from the committed offset). Unlike Faust's iteration,
-    which skips every event fetched before a rebalance, events of partitions this worker keeps are
-    processed: in the two-worker fault test, skipped events were not all fetched again. Processing an event
-    twice is harmless: input ids are idempotent and the ledger counts an offset once.
-    A batch is acknowledged when the agent asks for the next one, so its offsets are committed only after it
-    was processed.
+    ``Stream.take_events`` batches too, but still runs Faust's per-event iteration (a sleep, processors, a
+    buffer callback) for each event. Per event this does only what that iteration must: drop the events
+    fetched before a rebalance, without acknowledging them. After a rebalance Faust seeks every partition it
+    assigns to its committed offset, so each dropped event is fetched again, in the new generation, once the
+    tables are recovered. (Faust's own iteration acknowledges the events it skips, which lets a commit pass
+    over events never processed; processing them instead would count them against ledgers still being
+    recovered, as flow resumes before recovery ends.)
+
+    The agent tracks the events it starts working on (:meth:`track`: a rebalance waits for them) and
+    acknowledges each once its outcome is counted (:meth:`ack`), so offsets are committed only after.
     """
-    return _batches(stream, cast(faust.ChannelT[Any], aiter(stream.channel)), max_size, within)
 
+    def __init__(self, stream: faust.StreamT[Any], *, max_size: int, within_s: float) -> None:
+        self.app = stream.app
+        self.stream = stream
+        self.max_size = max_size
+        self.within_s = within_s
+        self._channel = cast(faust.ChannelT[Any], aiter(stream.channel))
+        self._unacked = self.app.consumer.unacked
+        self._acking_topics = self.app.topics.acking_topics
 
-async def _batches(
-    stream: faust.StreamT[Any], channel: faust.ChannelT[Any], max_size: int, within: float
-) -> AsyncIterator[list[Any]]:
-    app = stream.app
-    queue = channel.queue
-    empty, get_nowait, errors = queue.empty, queue.get_nowait, queue._errors
-    unacked = app.consumer.unacked
-    acking_topics = app.topics.acking_topics
-    flow_control = app.flow_control
-    loop = asyncio.get_running_loop()
-    while not stream.should_stop:
-        if errors:
-            raise errors.popleft()
-        try:
-            batch = [] if not empty() else [await channel.__anext__()]
-        except StopAsyncIteration:  # the channel closed: the worker is stopping
-            return
-        deadline = loop.time() + within
-        while len(batch) < max_size:
-            if not empty():
-                batch.append(get_nowait())
-                continue
+    @property
+    def generation(self) -> int:
+        """The consumer group generation: it changes with every rebalance."""
+        return int(self.app.consumer_generation_id)
+
+    def flowing(self) -> bool:
+        """False while a rebalance is under way."""
+        return bool(self.app.flow_control.is_active())
+
+    async def take(self, wait_s: float | None = None) -> list[Any] | None:
+        """The next batch of up to ``max_size`` events, waiting ``within_s`` to fill it once one arrived.
+
+        With ``wait_s``, an empty list comes back when no event arrived for that long. None: the worker stops.
+        """
+        queue = self._channel.queue
+        if queue._errors:
+            raise queue._errors.popleft()
+        batch: list[Any] = []
+        if queue.empty():
+            if wait_s is not None:
+                if not await self._sleep_until(lambda: not queue.empty(), wait_s):
+                    return None if self.stream.should_stop else []
+            else:
+                try:
+                    batch.append(await self._channel.__anext__())
+                except StopAsyncIteration:  # the channel closed: the worker is stopping
+                    return None
+        get_nowait = queue.get_nowait
+        while len(batch) < self.max_size and not queue.empty():
+            batch.append(get_nowait())
+        if len(batch) < self.max_size:  # give the batch ``within_s`` to fill
+            await self._sleep_until(lambda: queue.qsize() >= self.max_size - len(batch), self.within_s)
+        while len(batch) < self.max_size and not queue.empty():
+            batch.append(get_nowait())
+        if not self.flowing():
+            return []  # a rebalance began: these are fetched again after it
+        generation = self.generation
+        return [event for event in batch if event.message.generation_id == generation]
+
+    async def _sleep_until(self, condition: Callable[[], bool], limit_s: float) -> bool:
+        """Poll ``condition`` every 5 ms for up to ``limit_s``; whether it came true."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit_s
+        while not condition():
             remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
+            if remaining <= 0 or self.stream.should_stop:
+                return False
             await asyncio.sleep(min(remaining, 0.005))
-        while not flow_control.is_active() and not stream.should_stop:
-            await asyncio.sleep(0.05)  # a rebalance is under way: hold the batch until it is over
-        assigned = app.consumer.assignment()
-        live = []
-        for event in batch:
+        return True
+
+    def track(self, events: Iterable[Any]) -> None:
+        """The agent started working on these events: a rebalance waits until they are acknowledged."""
+        unacked, acking_topics = self._unacked, self._acking_topics
+        for event in events:
             message = event.message
-            if message.tp not in assigned:
-                continue  # revoked in a rebalance: its new owner reads it again from the committed offset
             if message.topic in acking_topics and not message.tracked:
                 message.tracked = True
                 unacked.add(message)
-            live.append(event)
-        if live:
-            yield live
-        for event in live:
+
+    def untrack(self, events: Iterable[Any]) -> None:
+        """The agent holds these events again: a rebalance need not wait for them (they are read again)."""
+        unacked = self._unacked
+        for event in events:
+            event.message.tracked = False
+            unacked.discard(event.message)
+
+    @staticmethod
+    def ack(events: Iterable[Any]) -> None:
+        """Their outcomes are counted: their offsets may be committed."""
+        for event in events:
             event.ack()

@@ -26,14 +26,17 @@ UNMATCHED = "unmatched"
 class Ledger:
     """Counters of one topic partition (or one ``simulate`` run): events overall, and a funnel per collector.
 
-    ``offset`` is the last record offset counted, so a redelivered record (after a crash or a rebalance)
-    is processed again but not counted twice.
+    Which records were counted is kept with the counts, so a redelivered record (after a crash or a
+    rebalance) is processed again but not counted twice: every record up to ``offset`` was counted, and so
+    were those in ``counted`` (records above ``offset`` whose outcome came before an earlier record's, as
+    when the posting agent holds a collector's records for a fuller batch).
     """
 
     def __init__(self) -> None:
         self.events: Counter[str] = Counter()
         self.collectors: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.offset = -1
+        self.counted: set[int] = set()
 
     @classmethod
     def from_json(cls, document: dict[str, Any] | None) -> Ledger:
@@ -43,11 +46,22 @@ class Ledger:
             for cid, counts in (document.get("collectors") or {}).items():
                 ledger.collectors[cid].update(counts)
             ledger.offset = int(document.get("offset", -1))
+            ledger.counted = set(document.get("counted") or ())
         return ledger
 
     def to_json(self) -> dict[str, Any]:
-        """:meth:`snapshot` with the offset: what a ledger table stores per partition."""
-        return {**self.snapshot(), "offset": self.offset}
+        """:meth:`snapshot` with which records were counted: what a ledger table stores per partition."""
+        return {**self.snapshot(), "offset": self.offset, "counted": sorted(self.counted)}
+
+    def was_counted(self, offset: int) -> bool:
+        """Whether the record at ``offset`` of this ledger's partition has been counted."""
+        return offset <= self.offset or offset in self.counted
+
+    def advance(self, offset: int) -> None:
+        """Every record up to ``offset`` is counted: keep only the counted records above it."""
+        if offset > self.offset:
+            self.offset = offset
+            self.counted = {o for o in self.counted if o > offset}
 
     def merge(self, other: Ledger) -> None:
         """Add another ledger's counts to this one (partitions, stages or workers summed)."""

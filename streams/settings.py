@@ -34,7 +34,12 @@ class WorkerSettings(BaseSettings):
         default=MAX_INPUTS_PER_REQUEST, ge=1, le=MAX_INPUTS_PER_REQUEST, description="Inputs per request, at most."
     )
     post_read_size: int = Field(default=1024, ge=1, description="Queue records the posting agent reads at once.")
-    post_batch_within_s: float = Field(default=0.2, gt=0, description="How long it waits to fill a read.")
+    post_batch_within_s: float = Field(
+        default=0.2, gt=0, description="How long a destination's held inputs wait to fill a batch, at most."
+    )
+    post_max_held: int = Field(
+        default=8192, ge=1, description="Queue records held for fuller batches, at most; beyond, reading waits."
+    )
     post_concurrency: int = Field(default=4, ge=1, description="Requests in flight per worker, at most.")
     max_event_bytes: int = Field(default=1_048_576, ge=1024)
     max_event_depth: int = Field(default=32, ge=4)

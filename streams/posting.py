@@ -1,0 +1,272 @@
+"""The posting agent's loop: queue records held per destination, posted in batches, each counted once.
+
+Records of many collectors arrive mixed; one request carries up to 128 inputs to one destination app with one
+key, so records are held per destination (:class:`~streams.delivery.batching.Batcher`) until a batch is full
+or has lingered, and up to ``post_concurrency`` requests are in flight while reading goes on. Each record's
+outcome (posted, duplicate, dead-lettered, dropped, filtered after the queue) is counted in its partition's
+ledger once; the record is acknowledged after that ledger is saved, so an offset is committed only after its
+record's outcome is known and counted. Held records are not acknowledged: after a crash or a rebalance they
+are read again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from streams import dead_letters
+from streams import ledger as outcome
+from streams.delivery.batching import Batcher, BatchRules
+from streams.delivery.poster import AuthFailure, PermanentRequestFailure, Withdrawn, redact
+from streams.faust_tuning import EventReader
+from streams.ledger import Ledger
+from streams.routing import CompiledCollector
+from streams.runtime import Runtime
+from streams.selection import after_queue_passes, refund
+from streams.tables import PartitionLedgers, PartitionState
+
+log = logging.getLogger(__name__)
+
+DeadLetter = Callable[[bytes | None, bytes], Awaitable[None]]
+DestinationKey = tuple[str, str, str, str]  # base URL, user id, app id, key: what one request can carry
+POLL_WHILE_POSTING_S = 0.01  # how often the loop looks for finished requests while some are in flight
+READ_WITHIN_S = 0.02  # reads wait this long to fill; the batcher, not the read, makes batches
+
+
+@dataclass(slots=True)
+class Held:
+    """One queue record waiting for its outcome."""
+
+    event: Any  # the Faust event, acknowledged once the outcome is counted
+    partition: int
+    offset: int
+    record: dict[str, Any]
+
+    @property
+    def collector_id(self) -> str:
+        return str(self.record["collector_id"])
+
+    @property
+    def input_id(self) -> str:
+        return str(self.record["input"]["id"])
+
+
+def destination_key(collector: CompiledCollector) -> DestinationKey:
+    destination = collector.spec.destination
+    return destination.base_url, destination.user_id, destination.app_id, collector.key
+
+
+class Posting:
+    """Reads the queue topic's events and delivers them; one per posting agent."""
+
+    def __init__(
+        self, runtime: Runtime, reader: EventReader, ledgers: PartitionLedgers, dead_letter: DeadLetter
+    ) -> None:
+        settings = runtime.settings
+        self.runtime = runtime
+        self.reader = reader
+        self.ledgers = ledgers
+        self.dead_letter = dead_letter
+        self.concurrency = settings.post_concurrency
+        self.batcher: Batcher[DestinationKey, Held] = Batcher(
+            BatchRules(
+                size=settings.post_batch_size, linger_s=settings.post_batch_within_s, max_held=settings.post_max_held
+            )
+        )
+        self.in_flight: set[asyncio.Task[None]] = set()
+        self.finished: list[Any] = []  # events whose outcome is counted, acknowledged after the next save
+
+    async def run(self) -> None:
+        """Until the worker stops: read, hold, post, count, save, acknowledge."""
+        generation = self.reader.generation
+        while (events := await self.reader.take(self._wait_s())) is not None:
+            if self.reader.generation != generation:  # a rebalance: what is held is read again after it
+                await self._drain()
+                self.batcher.clear()
+                self.ledgers.reset()
+                generation = self.reader.generation
+            now = time.monotonic()
+            for event in events:
+                await self._hold(event, now)
+            self._settle()
+            if self.reader.flowing():
+                await self._dispatch(now)
+        await self._drain()
+
+    def _wait_s(self) -> float | None:
+        if self.in_flight or self.finished:
+            return POLL_WHILE_POSTING_S
+        return self.batcher.next_due_in(time.monotonic())
+
+    async def _hold(self, event: Any, now: float) -> None:
+        message = event.message
+        held = Held(event, message.partition, message.offset, orjson.loads(message.value or b"{}"))
+        self.ledgers.read(held.partition, held.offset)
+        collector = self.runtime.index.get(held.collector_id)
+        if collector is None:  # deleted: what was queued for it is dropped, and counted
+            self._count(held, outcome.DROPPED)
+        else:
+            self.batcher.add(destination_key(collector), held, now)
+
+    async def _dispatch(self, now: float) -> None:
+        """Start the requests that are due, while fewer than ``post_concurrency`` are in flight; while more
+        than ``max_held`` records are held and none can start, wait for one to finish (reading waits)."""
+        while True:
+            self._collect()
+            free = self.concurrency - len(self.in_flight)
+            if free <= 0:
+                if len(self.batcher) <= self.batcher.rules.max_held:
+                    return
+                await asyncio.wait(self.in_flight, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            batches = self.batcher.due(now, limit=free)
+            if not batches:
+                return
+            for key, items in batches:
+                survivors = await self._judge(key, items, now)
+                if survivors:
+                    self.reader.track(held.event for held in survivors)
+                    self.in_flight.add(asyncio.create_task(self._post(key, survivors)))
+
+    async def _judge(self, key: DestinationKey, items: list[Held], now: float) -> list[Held]:
+        """The records of a due batch that go out in it: the steps after the queue run here; records of a
+        deleted collector are dropped, of a paused one dead-lettered; a changed key waits for its next batch."""
+        survivors: list[Held] = []
+        for held in items:
+            collector = self.runtime.index.get(held.collector_id)
+            if collector is None:
+                self._count(held, outcome.DROPPED)
+            elif collector.paused_by_error:
+                await self._dead_letter(collector, [held], "collector_paused", collector.last_error or "", None)
+            elif destination_key(collector) != key:
+                self.batcher.add(destination_key(collector), held, now)
+            elif await self._passes(collector, held):
+                survivors.append(held)
+        return survivors
+
+    async def _passes(self, collector: CompiledCollector, held: Held) -> bool:
+        if not collector.after_queue.steps:
+            return True
+        ledger = Ledger()
+        state = PartitionState(self.runtime.tables["state"], held.partition)
+        if await after_queue_passes(collector, held.record, ledger, state):
+            return True
+        for outcome_name, count in ledger.collectors[collector.id].items():  # the filter that stopped it
+            self._count(held, outcome_name, count)
+        return False
+
+    async def _post(self, key: DestinationKey, items: list[Held]) -> None:
+        base_url, user_id, app_id, api_key = key
+        by_id = {held.input_id: held for held in items}
+        runtime = self.runtime
+
+        def still_wanted() -> bool:
+            for held in items:
+                current = runtime.index.get(held.collector_id)  # the index is replaced on every change
+                if current is None or current.paused_by_error or destination_key(current) != key:
+                    return False
+            return True
+
+        try:
+            result = await self.runtime.poster.post_inputs(
+                base_url, user_id, app_id, api_key, [held.record["input"] for held in items], still_wanted=still_wanted
+            )
+        except Withdrawn:  # a collector was deleted, paused or re-keyed meanwhile: judge each record again
+            self.reader.untrack(held.event for held in items)
+            self._hold_again(items)
+            return
+        except AuthFailure as exc:
+            reason = f"the destination refused the key {redact(api_key)}: {exc.code} {exc.description}"
+            for collector in self._collectors(items):
+                log.error(
+                    "collector %s paused: %s; its inputs go to the dead-letter topic, replayable", collector.id, reason
+                )
+                await self.runtime.pause_for_error(collector, reason)
+            await self._dead_letter_each(items, "auth", reason, exc.code)
+            return
+        except PermanentRequestFailure as exc:
+            for collector in self._collectors(items):
+                self.runtime.last_errors[collector.id] = str(exc)
+            await self._dead_letter_each(items, "request_refused", str(exc), exc.code)
+            return
+        for input_id in result.delivered:
+            self._count(by_id[input_id], outcome.POSTED)
+        for input_id in result.duplicates:
+            held = by_id[input_id]
+            self._count(held, outcome.DUPLICATE)
+            owner = runtime.index.get(held.collector_id)
+            if owner is not None:
+                refund(owner, held.record, PartitionState(self.runtime.tables["state"], held.partition))
+        for input_id, code, description in result.failed:
+            held = by_id[input_id]
+            self.runtime.last_errors[held.collector_id] = f"input refused: {code} {description}"
+            letter = dead_letters.for_input(
+                held.record, reason="input_refused", detail=description, status_code=code, replayable=False
+            )
+            await self.dead_letter(held.collector_id.encode(), letter)
+            self._count(held, outcome.DEAD_LETTERED)
+
+    def _hold_again(self, items: list[Held]) -> None:
+        """Hold records again (their request was withdrawn); the next dispatch judges them anew."""
+        now = time.monotonic()
+        for held in items:
+            collector = self.runtime.index.get(held.collector_id)
+            key = destination_key(collector) if collector is not None else ("", "", "", "")
+            self.batcher.add(key, held, now)
+
+    def _collectors(self, items: list[Held]) -> list[CompiledCollector]:
+        found = {held.collector_id: self.runtime.index.get(held.collector_id) for held in items}
+        return [collector for collector in found.values() if collector is not None]
+
+    async def _dead_letter_each(self, items: list[Held], reason: str, detail: str, code: int | None) -> None:
+        for held in items:
+            collector = self.runtime.index.get(held.collector_id)
+            if collector is None:
+                self._count(held, outcome.DROPPED)
+            else:
+                await self._dead_letter(collector, [held], reason, detail, code)
+
+    async def _dead_letter(
+        self, collector: CompiledCollector, items: list[Held], reason: str, detail: str, code: int | None
+    ) -> None:
+        """Send records to the dead-letter topic, replayable once the cause is fixed."""
+        for held in items:
+            letter = dead_letters.for_input(
+                held.record, reason=reason, detail=detail, status_code=code, replayable=True
+            )
+            await self.dead_letter(collector.id.encode(), letter)
+            self._count(held, outcome.DEAD_LETTERED)
+
+    def _count(self, held: Held, outcome_name: str, n: int = 1) -> None:
+        """Count the record's one outcome in its partition's ledger (unless counted before a crash or a
+        rebalance); its event is acknowledged after the next save."""
+        ledger, fresh = self.ledgers.done(held.partition, held.offset)
+        if fresh:
+            ledger.count(held.collector_id, outcome_name, n)
+        self.finished.append(held.event)
+
+    def _collect(self) -> None:
+        """Forget finished requests; an unexpected error in one stops the agent (nothing is acknowledged)."""
+        for task in [task for task in self.in_flight if task.done()]:
+            self.in_flight.discard(task)
+            task.result()
+
+    def _settle(self) -> None:
+        """Save the changed ledgers, then acknowledge the records counted in them."""
+        self._collect()
+        if self.finished:
+            self.ledgers.save()
+            self.reader.ack(self.finished)
+            self.finished = []
+
+    async def _drain(self) -> None:
+        """Let the requests in flight finish and settle them."""
+        if self.in_flight:
+            await asyncio.gather(*self.in_flight)
+        self._settle()

@@ -1,0 +1,81 @@
+"""Partition ledgers count each record once, also when outcomes come out of order and after a restart."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streams.tables import PartitionLedgers
+
+
+class ChangelogTable:
+    """What PartitionLedgers uses of a Faust table: its data, and the changelog writes (kept in order)."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+        self.changelog: list[tuple[int, str, Any]] = []
+
+    def get(self, key: str) -> Any:
+        return self.data.get(key)
+
+    def send_changelog(self, partition: int, key: str, value: Any) -> None:
+        self.changelog.append((partition, key, value))
+
+
+def count(ledgers: PartitionLedgers, partition: int, offset: int) -> bool:
+    ledger, fresh = ledgers.done(partition, offset)
+    if fresh:
+        ledger.count("c", "posted")
+    return fresh
+
+
+def test_in_order_records_advance_the_offset() -> None:
+    table = ChangelogTable()
+    ledgers = PartitionLedgers(table)  # type: ignore[arg-type]
+    for offset in range(3):
+        ledgers.read(0, offset)
+        assert count(ledgers, 0, offset)
+    ledgers.save()
+    assert table.data["p0"]["offset"] == 2 and table.data["p0"]["counted"] == []
+    assert table.changelog[-1][0] == 0
+
+
+def test_outcomes_out_of_order_keep_the_offset_below_the_first_pending_record() -> None:
+    table = ChangelogTable()
+    ledgers = PartitionLedgers(table)  # type: ignore[arg-type]
+    for offset in (10, 11, 12):
+        ledgers.read(1, offset)
+    assert count(ledgers, 1, 12)
+    ledgers.save()
+    assert table.data["p1"]["offset"] == 9 and table.data["p1"]["counted"] == [12]
+
+    restarted = PartitionLedgers(table)  # type: ignore[arg-type]
+    for offset in (10, 11, 12):  # redelivered from the committed offset
+        restarted.read(1, offset)
+    assert [count(restarted, 1, offset) for offset in (10, 11, 12)] == [True, True, False]
+    restarted.save()
+    assert table.data["p1"]["offset"] == 12 and table.data["p1"]["counted"] == []
+    assert table.data["p1"]["collectors"]["c"]["posted"] == 3
+
+
+@given(st.permutations(list(range(30))), st.integers(0, 30))
+def test_a_crash_anywhere_never_counts_a_record_twice_or_misses_one(order: list[int], crash_after: int) -> None:
+    """Outcomes in any order; the worker saves after each, and crashes after ``crash_after`` of them. The
+    next worker reads every record again from the start (nothing was committed) and counts the rest."""
+    table = ChangelogTable()
+    first = PartitionLedgers(table)  # type: ignore[arg-type]
+    for offset in range(30):
+        first.read(0, offset)
+    for offset in order[:crash_after]:
+        count(first, 0, offset)
+        first.save()
+    second = PartitionLedgers(table)  # type: ignore[arg-type]
+    for offset in range(30):
+        second.read(0, offset)
+    for offset in reversed(range(30)):
+        count(second, 0, offset)
+    second.save()
+    assert table.data["p0"]["collectors"]["c"]["posted"] == 30
+    assert table.data["p0"]["offset"] == 29 and table.data["p0"]["counted"] == []
