@@ -37,6 +37,7 @@ DeadLetter = Callable[[bytes | None, bytes], Awaitable[None]]
 DestinationKey = tuple[str, str, str, str]  # base URL, user id, app id, key: what one request can carry
 POLL_WHILE_POSTING_S = 0.01  # how often the loop looks for finished requests while some are in flight
 READ_WITHIN_S = 0.02  # reads wait this long to fill; the batcher, not the read, makes batches
+SAVE_EVERY_S = 0.1  # ledgers are saved (and their records acknowledged) at most this often while posting
 
 
 @dataclass(slots=True)
@@ -81,6 +82,7 @@ class Posting:
         )
         self.in_flight: set[asyncio.Task[None]] = set()
         self.finished: list[Any] = []  # events whose outcome is counted, acknowledged after the next save
+        self.saved_at = 0.0
 
     async def run(self) -> None:
         """Until the worker stops: read, hold, post, count, save, acknowledge."""
@@ -97,6 +99,7 @@ class Posting:
             self._settle()
             if self.reader.flowing():
                 await self._dispatch(now)
+            self.runtime.posting.update(held=len(self.batcher), in_flight=len(self.in_flight))
         await self._drain()
 
     def _wait_s(self) -> float | None:
@@ -163,7 +166,13 @@ class Posting:
 
     async def _post(self, key: DestinationKey, items: list[Held]) -> None:
         base_url, user_id, app_id, api_key = key
-        by_id = {held.input_id: held for held in items}
+        by_id: dict[str, Held] = {}
+        copies: list[Held] = []  # the same input queued twice (re-queued after a crash) goes out once
+        for held in items:
+            if held.input_id in by_id:
+                copies.append(held)
+            else:
+                by_id[held.input_id] = held
         runtime = self.runtime
 
         def still_wanted() -> bool:
@@ -175,7 +184,12 @@ class Posting:
 
         try:
             result = await self.runtime.poster.post_inputs(
-                base_url, user_id, app_id, api_key, [held.record["input"] for held in items], still_wanted=still_wanted
+                base_url,
+                user_id,
+                app_id,
+                api_key,
+                [held.record["input"] for held in by_id.values()],
+                still_wanted=still_wanted,
             )
         except Withdrawn:  # a collector was deleted, paused or re-keyed meanwhile: judge each record again
             self.reader.untrack(held.event for held in items)
@@ -198,19 +212,31 @@ class Posting:
         for input_id in result.delivered:
             self._count(by_id[input_id], outcome.POSTED)
         for input_id in result.duplicates:
-            held = by_id[input_id]
-            self._count(held, outcome.DUPLICATE)
-            owner = runtime.index.get(held.collector_id)
-            if owner is not None:
-                refund(owner, held.record, PartitionState(self.runtime.tables["state"], held.partition))
-        for input_id, code, description in result.failed:
-            held = by_id[input_id]
-            self.runtime.last_errors[held.collector_id] = f"input refused: {code} {description}"
-            letter = dead_letters.for_input(
-                held.record, reason="input_refused", detail=description, status_code=code, replayable=False
-            )
-            await self.dead_letter(held.collector_id.encode(), letter)
-            self._count(held, outcome.DEAD_LETTERED)
+            self._duplicate(by_id[input_id])
+        refused = {input_id: (code, description) for input_id, code, description in result.failed}
+        for input_id, (code, description) in refused.items():
+            await self._refused(by_id[input_id], code, description)
+        for held in copies:  # as if posted after its first copy
+            if held.input_id in refused:
+                await self._refused(held, *refused[held.input_id])
+            else:
+                self._duplicate(held)
+
+    def _duplicate(self, held: Held) -> None:
+        """The destination holds the input already: count it, and give back what stateful steps took."""
+        self._count(held, outcome.DUPLICATE)
+        owner = self.runtime.index.get(held.collector_id)
+        if owner is not None:
+            refund(owner, held.record, PartitionState(self.runtime.tables["state"], held.partition))
+
+    async def _refused(self, held: Held, code: int, description: str) -> None:
+        """The destination refused this input for good: to the dead-letter topic, not replayable."""
+        self.runtime.last_errors[held.collector_id] = f"input refused: {code} {description}"
+        letter = dead_letters.for_input(
+            held.record, reason="input_refused", detail=description, status_code=code, replayable=False
+        )
+        await self.dead_letter(held.collector_id.encode(), letter)
+        self._count(held, outcome.DEAD_LETTERED)
 
     def _hold_again(self, items: list[Held]) -> None:
         """Hold records again (their request was withdrawn); the next dispatch judges them anew."""
@@ -257,16 +283,19 @@ class Posting:
             self.in_flight.discard(task)
             task.result()
 
-    def _settle(self) -> None:
-        """Save the changed ledgers, then acknowledge the records counted in them."""
+    def _settle(self, *, now: bool = False) -> None:
+        """Save the changed ledgers, then acknowledge the records counted in them (at most every
+        ``SAVE_EVERY_S`` unless ``now``: a ledger of 1,000 collectors is a sizeable changelog record)."""
         self._collect()
-        if self.finished:
+        clock = time.monotonic()
+        if self.finished and (now or clock - self.saved_at >= SAVE_EVERY_S):
             self.ledgers.save()
             self.reader.ack(self.finished)
             self.finished = []
+            self.saved_at = clock
 
     async def _drain(self) -> None:
         """Let the requests in flight finish and settle them."""
         if self.in_flight:
             await asyncio.gather(*self.in_flight)
-        self._settle()
+        self._settle(now=True)

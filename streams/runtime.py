@@ -34,6 +34,8 @@ class Runtime:
     control_writer: ControlWriter | None = None
     tables: dict[str, Any] = field(default_factory=dict)
     """Faust tables: ``select`` and ``post`` ledgers per partition, ``state`` of stateful operators."""
+    posting: dict[str, int] = field(default_factory=dict)
+    """The posting agent's gauges: records held for fuller batches, requests in flight."""
 
     def apply_control(self, state: dict[str, dict[str, Any]]) -> None:
         """Rebuild the index from the control topic's current documents (called on every change)."""

@@ -23,7 +23,11 @@ def register_views(app: faust.App, runtime: Runtime) -> None:
             snapshot["last_errors"] = dict(runtime.last_errors)
             snapshot["config_errors"] = dict(runtime.config_errors)
             snapshot["collectors_loaded"] = len(runtime.index)
-            snapshot["poster"] = {"requests": runtime.poster.requests, "retries": runtime.poster.retries}
+            snapshot["poster"] = {
+                "requests": runtime.poster.requests,
+                "retries": runtime.poster.retries,
+                **runtime.posting,
+            }
             return self.json(snapshot)
 
     @app.page("/collectors/list/")

@@ -124,3 +124,28 @@ async def test_redelivery_cannot_duplicate(
     duplicates = sum(c.get("duplicate", 0) for c in stats["collectors"].values())
     posted = sum(c.get("posted", 0) for c in stats["collectors"].values())
     assert (duplicates, posted) == (len(stored_once), 0)
+
+
+async def test_an_event_published_twice_is_posted_once_and_counted_twice(
+    tmp_path, topic_factory, producer_factory, destination_factory, worker_factory
+) -> None:
+    """A producer's retry puts the same prediction on the topic twice: both copies are queued with one input
+    id, usually into the same request. The input goes out once; the copy is counted as a duplicate."""
+    destination = destination_factory()
+    key = destination.add_app("ann", "pets")
+    config = _config(tmp_path, destination.url)
+    predictions = await topic_factory("predictions")
+    lines = [orjson.dumps(e) for e in events(200, seed=6)]
+    twice = [line for line in lines for _copy in range(2)]
+    await producer_factory(predictions, twice)
+
+    worker = worker_factory(config, env={"TEST_PETS_KEY": key})
+    stats = wait_settled([worker], events=len(twice), timeout_s=120)
+
+    report = await simulate(offline_index(config), lines)
+    stored = destination.input_ids("ann", "pets")
+    assert len(stored) == len(set(stored))
+    assert set(stored) == {input_id(cid, eid) for cid, ids in report.selected.items() for eid in ids}
+    for cid, ids in report.selected.items():
+        funnel = stats["collectors"][cid]
+        assert (funnel["queued"], funnel["posted"], funnel["duplicate"]) == (2 * len(ids), len(ids), len(ids))
