@@ -112,6 +112,8 @@ class EventReader:
             raise queue._errors.popleft()
         batch: list[Any] = []
         if queue.empty():
+            # What queue.get() does when empty: let partitions paused for a full buffer be fetched again.
+            queue.maybe_endorse_pressure_drop()
             if wait_s is not None:
                 if not await self._sleep_until(lambda: not queue.empty(), wait_s):
                     return None if self.stream.should_stop else []

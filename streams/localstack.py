@@ -158,4 +158,11 @@ def wait_settled(workers: list[Service], *, events: int, timeout_s: float) -> di
             if total.events.get("events", 0) >= events and total.pending() == 0:
                 return total.snapshot()
         time.sleep(0.3)
-    raise TimeoutError(f"workers did not settle within {timeout_s:.0f}s; last ledger: {total.snapshot()}")
+    states = []
+    for worker in workers:
+        with contextlib.suppress(OSError):
+            stats = worker_stats(worker)
+            states.append({"poster": stats.get("poster"), "partitions": stats.get("partitions")})
+    raise TimeoutError(
+        f"workers did not settle within {timeout_s:.0f}s; last ledger: {total.snapshot()}; workers: {states}"
+    )

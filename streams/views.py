@@ -28,6 +28,7 @@ def register_views(app: faust.App, runtime: Runtime) -> None:
                 "retries": runtime.poster.retries,
                 **runtime.posting,
             }
+            snapshot["partitions"] = await _positions(app, runtime)
             return self.json(snapshot)
 
     @app.page("/collectors/list/")
@@ -50,3 +51,21 @@ def register_views(app: faust.App, runtime: Runtime) -> None:
     class Health(View):
         async def get(self, request: Request) -> Response:
             return self.json({"status": "ok", "ready": runtime.ready.is_set()})
+
+
+async def _positions(app: faust.App, runtime: Runtime) -> dict[str, dict[str, int | bool | None]]:
+    """Per assigned partition of the two topics the agents read: fetch position, committed offset, end."""
+    consumer: Any = app.consumer  # Faust's Consumer: committed offsets and paused partitions are not in ConsumerT
+    watched = {runtime.settings.predictions_topic, runtime.settings.queue_topic}
+    paused = consumer._paused_partitions
+    positions: dict[str, dict[str, int | bool | None]] = {}
+    for tp in sorted(consumer.assignment()):
+        if tp.topic not in watched:
+            continue
+        positions[f"{tp.topic}:{tp.partition}"] = {
+            "position": await consumer.position(tp),
+            "committed": consumer._committed_offset.get(tp),
+            "end": consumer.highwater(tp),
+            "paused": tp in paused,
+        }
+    return positions
