@@ -62,7 +62,7 @@ def register_agents(app: faust.App, runtime: Runtime, topics: dict[str, faust.To
                     requeued = await _select_one(app, runtime, message, Ledger(), queue_name, dead_letter)
                     for collector_id in requeued:
                         ledger.count(collector_id, outcome.REQUEUED)
-            select_ledgers.save()
+            await select_ledgers.save()
             reader.ack(events)
 
     @app.agent(topics["queue"], name="collectors.post")

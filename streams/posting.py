@@ -29,7 +29,7 @@ from streams.ledger import Ledger
 from streams.routing import CompiledCollector
 from streams.runtime import Runtime
 from streams.selection import after_queue_passes, refund
-from streams.tables import PartitionLedgers, PartitionState
+from streams.tables import PartitionLedgers, PartitionState, StateWrites
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,7 @@ class Posting:
         )
         self.in_flight: set[asyncio.Task[None]] = set()
         self.finished: list[Any] = []  # events whose outcome is counted, acknowledged after the next save
+        self.state_writes = StateWrites(runtime.tables["state"])  # memory of stateful steps, saved likewise
         self.saved_at = 0.0
 
     async def run(self) -> None:
@@ -96,7 +97,7 @@ class Posting:
             now = time.monotonic()
             for event in events:
                 await self._hold(event, now)
-            self._settle()
+            await self._settle()
             if self.reader.flowing():
                 await self._dispatch(now)
             self.runtime.posting.update(held=len(self.batcher), in_flight=len(self.in_flight))
@@ -157,7 +158,7 @@ class Posting:
         if not collector.after_queue.steps:
             return True
         ledger = Ledger()
-        state = PartitionState(self.runtime.tables["state"], held.partition)
+        state = PartitionState(self.state_writes, held.partition)
         if await after_queue_passes(collector, held.record, ledger, state):
             return True
         for outcome_name, count in ledger.collectors[collector.id].items():  # the filter that stopped it
@@ -227,7 +228,7 @@ class Posting:
         self._count(held, outcome.DUPLICATE)
         owner = self.runtime.index.get(held.collector_id)
         if owner is not None:
-            refund(owner, held.record, PartitionState(self.runtime.tables["state"], held.partition))
+            refund(owner, held.record, PartitionState(self.state_writes, held.partition))
 
     async def _refused(self, held: Held, code: int, description: str) -> None:
         """The destination refused this input for good: to the dead-letter topic, not replayable."""
@@ -283,19 +284,20 @@ class Posting:
             self.in_flight.discard(task)
             task.result()
 
-    def _settle(self, *, now: bool = False) -> None:
+    async def _settle(self, *, now: bool = False) -> None:
         """Save the changed ledgers, then acknowledge the records counted in them (at most every
         ``SAVE_EVERY_S`` unless ``now``: a ledger of 1,000 collectors is a sizeable changelog record)."""
         self._collect()
         clock = time.monotonic()
         if self.finished and (now or clock - self.saved_at >= SAVE_EVERY_S):
-            self.ledgers.save()
-            self.reader.ack(self.finished)
-            self.finished = []
+            counted, self.finished = self.finished, []  # requests finishing during the save wait for the next
             self.saved_at = clock
+            await self.state_writes.flush()
+            await self.ledgers.save()
+            self.reader.ack(counted)
 
     async def _drain(self) -> None:
         """Let the requests in flight finish and settle them."""
         if self.in_flight:
             await asyncio.gather(*self.in_flight)
-        self._settle(now=True)
+        await self._settle(now=True)
