@@ -54,7 +54,8 @@ def register_agents(app: faust.App, runtime: Runtime, topics: dict[str, faust.To
             reader.track(events)
             for event in events:
                 message = event.message
-                select_ledgers.read(message.partition, message.offset)
+                if (rewind := select_ledgers.read(message.partition, message.offset)) is not None:
+                    await reader.rewind(message.tp, rewind)
                 ledger, fresh = select_ledgers.done(message.partition, message.offset)
                 if fresh:
                     await _select_one(app, runtime, message, ledger, queue_name, dead_letter)

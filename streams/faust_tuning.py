@@ -161,6 +161,10 @@ class EventReader:
             event.message.tracked = False
             unacked.discard(event.message)
 
+    async def rewind(self, tp: Any, offset: int) -> None:
+        """Read the partition ``tp`` again from ``offset``."""
+        await self.app.consumer.seek(tp, offset)
+
     @staticmethod
     def ack(events: Iterable[Any]) -> None:
         """Their outcomes are counted: their offsets may be committed."""

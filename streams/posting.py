@@ -111,7 +111,8 @@ class Posting:
     async def _hold(self, event: Any, now: float) -> None:
         message = event.message
         held = Held(event, message.partition, message.offset, orjson.loads(message.value or b"{}"))
-        self.ledgers.read(held.partition, held.offset)
+        if (rewind := self.ledgers.read(held.partition, held.offset)) is not None:
+            await self.reader.rewind(message.tp, rewind)
         collector = self.runtime.index.get(held.collector_id)
         if collector is None:  # deleted: what was queued for it is dropped, and counted
             self._count(held, outcome.DROPPED)

@@ -15,6 +15,7 @@ class ChangelogTable:
     """What PartitionLedgers uses of a Faust table: its data, and its changelog topic (writes kept in order)."""
 
     key_serializer = value_serializer = "json"
+    name = "ledger-test"
 
     def __init__(self) -> None:
         self.data: dict[str, Any] = {}
@@ -104,3 +105,40 @@ def test_records_read_again_after_a_seek_keep_the_offset_below_every_pending_rec
     assert [count(ledgers, 0, offset) for offset in (6, 5, 6, 5)] == [True, True, False, False]
     save(ledgers)
     assert table.data["p0"]["offset"] == 7 and table.data["p0"]["collectors"]["c"]["posted"] == 3
+
+
+def _ledger_counted_up_to(table: ChangelogTable, offset: int) -> None:
+    first = PartitionLedgers(table)  # type: ignore[arg-type]
+    for n in range(offset + 1):
+        first.read(0, n)
+        count(first, 0, n)
+    save(first)
+
+
+def test_a_first_record_past_the_ledger_asks_to_read_the_records_between_again() -> None:
+    """The committed offset was ahead of the ledger: records 5-9 were never counted."""
+    table = ChangelogTable()
+    _ledger_counted_up_to(table, 4)
+    ledgers = PartitionLedgers(table)  # type: ignore[arg-type]
+    assert ledgers.read(0, 10) == 5
+    assert ledgers.read(0, 11) is None  # fetched before the rewind took effect
+    for offset in (10, 11):
+        count(ledgers, 0, offset)
+    save(ledgers)
+    assert table.data["p0"]["offset"] == 4, "5-9 are still to come"
+    for offset in (5, 6, 8, 9):  # read again; 7 holds no record (say a transaction marker)
+        assert ledgers.read(0, offset) is None
+        assert count(ledgers, 0, offset)
+    save(ledgers)
+    assert table.data["p0"]["offset"] == 6
+    assert ledgers.read(0, 10) is None  # the read again reached the first record: 7 will not come
+    assert not count(ledgers, 0, 10)
+    save(ledgers)
+    assert table.data["p0"]["offset"] == 11 and table.data["p0"]["collectors"]["c"]["posted"] == 11
+
+
+def test_a_new_ledger_or_one_that_is_up_to_date_asks_for_nothing() -> None:
+    table = ChangelogTable()
+    assert PartitionLedgers(table).read(0, 500) is None  # type: ignore[arg-type]
+    _ledger_counted_up_to(table, 4)
+    assert PartitionLedgers(table).read(0, 5) is None  # type: ignore[arg-type]
