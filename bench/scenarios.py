@@ -406,9 +406,18 @@ def _delivery_rate(db: Path, *, until_inputs: int, max_s: float) -> tuple[int, f
 
 
 def _posting_run(
-    bench: Bench, *, name: str, topic: str, config: Path, env: dict[str, str], until_inputs: int, max_s: float
+    bench: Bench,
+    *,
+    name: str,
+    topic: str,
+    config: Path,
+    env: dict[str, str],
+    until_inputs: int,
+    max_s: float,
+    rtt_s: float = 0.0,
 ) -> tuple[dict[str, Any], Stack]:
-    with bench.stack(name=name, topic=topic, config=config, env=env) as stack:
+    faults = {"delay_s": rtt_s} if rtt_s else None
+    with bench.stack(name=name, topic=topic, config=config, env=env, initial_faults=faults) as stack:
         _wait_delivered(stack, until_inputs=until_inputs, max_s=max_s, limit_s=timeout_s(until_inputs))
         served = stack.served()
     inputs, seconds = _delivery_rate(stack.db, until_inputs=until_inputs, max_s=max_s)
@@ -423,27 +432,46 @@ def _posting_run(
 
 
 def run_posting(
-    bench: Bench, *, topic: str, config: Path, expected: Expectation, single_s: float, single_inputs: int
+    bench: Bench,
+    *,
+    topic: str,
+    config: Path,
+    expected: Expectation,
+    single_s: float,
+    single_inputs: int,
+    rtt_s: float,
 ) -> Outcome:
     """Inputs/s delivered by one collector keeping every event: default batches (the whole topic) against
-    ``COLLECTORS_POST_BATCH_SIZE=1`` (``single_inputs`` inputs or ``single_s`` seconds, whichever comes first)."""
-    batched, stack = _posting_run(
-        bench, name="posting-batched", topic=topic, config=config, env={}, until_inputs=expected.posted, max_s=math.inf
-    )
-    stored = stored_inputs(stack.db)
-    single, _ = _posting_run(
-        bench,
-        name="posting-single",
-        topic=topic,
-        config=config,
-        env={"COLLECTORS_POST_BATCH_SIZE": "1"},
-        until_inputs=single_inputs,
-        max_s=single_s,
-    )
-    ok = stored == expected.posted and single["mean_batch_size"] == 1.0 and single["inputs"] > 0
-    return Outcome(
-        check=ok,
-        check_text=f"batched stored {stored:,} / expected {expected.posted:,}; single mean batch "
-        f"{single['mean_batch_size']}",
-        extra={"batched": batched, "single": single},
-    )
+    ``COLLECTORS_POST_BATCH_SIZE=1`` (``single_inputs`` inputs or ``single_s`` seconds, whichever comes first),
+    same ``COLLECTORS_POST_CONCURRENCY``. Once on loopback, once with the destination answering each request
+    ``rtt_s`` later (what a hosted API's round trip adds)."""
+    extra: dict[str, Any] = {}
+    ok = True
+    texts = []
+    for label, delay in (("", 0.0), ("_rtt", rtt_s)):
+        batched, stack = _posting_run(
+            bench,
+            name=f"posting-batched{label}",
+            topic=topic,
+            config=config,
+            env={},
+            until_inputs=expected.posted,
+            max_s=math.inf,
+            rtt_s=delay,
+        )
+        stored = stored_inputs(stack.db)
+        single, _ = _posting_run(
+            bench,
+            name=f"posting-single{label}",
+            topic=topic,
+            config=config,
+            env={"COLLECTORS_POST_BATCH_SIZE": "1"},
+            until_inputs=single_inputs,
+            max_s=single_s,
+            rtt_s=delay,
+        )
+        ok = ok and stored == expected.posted and single["mean_batch_size"] == 1.0 and single["inputs"] > 0
+        texts.append(f"batched{label} stored {stored:,} / {expected.posted:,}; single mean {single['mean_batch_size']}")
+        extra[f"batched{label}"], extra[f"single{label}"] = batched, single
+    extra["rtt_ms"] = round(rtt_s * 1000)
+    return Outcome(check=ok, check_text="; ".join(texts), extra=extra)

@@ -47,14 +47,7 @@ class Stack:
 
     def set_faults(self, **faults: Any) -> None:
         """Replace the destination's injected faults (it must run with ``faults=True``)."""
-        request = urllib.request.Request(
-            f"{self.destination.url}/_faults",
-            data=orjson.dumps(faults),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=5):
-            pass
+        set_destination_faults(self.destination.url, faults)
 
     def events_read(self) -> int:
         """Events the workers have read so far (0 while a worker does not answer)."""
@@ -90,6 +83,18 @@ class Stack:
         return {name: psutil.Process(service.process.pid) for name, service in services.items()}
 
 
+def set_destination_faults(url: str, faults: Mapping[str, Any]) -> None:
+    """POST the destination's ``/_faults`` (it must run with ``faults=True``)."""
+    request = urllib.request.Request(
+        f"{url}/_faults",
+        data=orjson.dumps(dict(faults)),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=5):
+        pass
+
+
 def stored_inputs(db: Path) -> int:
     """How many inputs the bench's destination app holds."""
     with Store(db) as store:
@@ -114,9 +119,10 @@ def running(
     workers: int = 1,
     env: Mapping[str, str] | None = None,
     faults: bool = False,
+    initial_faults: Mapping[str, Any] | None = None,
 ) -> Iterator[Stack]:
-    """Start the destination, then ``workers`` workers at once (one consumer group, ``name-worker``) reading
-    ``topic``; stop them all when the block ends."""
+    """Start the destination (with ``initial_faults`` set before any worker starts), then ``workers`` workers
+    at once (one consumer group, ``name-worker``) reading ``topic``; stop them all when the block ends."""
     home = workdir / name
     home.mkdir(parents=True, exist_ok=True)
     key = f"bench-{secrets.token_hex(12)}"
@@ -131,7 +137,11 @@ def running(
         "COLLECTORS_DEAD_LETTER_TOPIC": f"{name}-dead-letters",
         **(env or {}),
     }
-    destination = start_destination(db, port=destination_port, faults=faults, log=home / "destination.log")
+    destination = start_destination(
+        db, port=destination_port, faults=faults or bool(initial_faults), log=home / "destination.log"
+    )
+    if initial_faults:
+        set_destination_faults(destination.url, initial_faults)
     futures: list[Future[Service]] = []
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
