@@ -102,10 +102,11 @@ class EventReader:
         """False while a rebalance is under way."""
         return bool(self.app.flow_control.is_active())
 
-    async def take(self, wait_s: float | None = None) -> list[Any] | None:
+    async def take(self, wait_s: float | None = None, wake: asyncio.Event | None = None) -> list[Any] | None:
         """The next batch of up to ``max_size`` events, waiting ``within_s`` to fill it once one arrived.
 
-        With ``wait_s``, an empty list comes back when no event arrived for that long. None: the worker stops.
+        An empty list comes back when no event arrived within ``wait_s`` or ``wake`` was set first (the agent
+        has other work: a request finished). None: the worker stops.
         """
         queue = self._channel.queue
         if queue._errors:
@@ -114,25 +115,46 @@ class EventReader:
         if queue.empty():
             # What queue.get() does when empty: let partitions paused for a full buffer be fetched again.
             queue.maybe_endorse_pressure_drop()
-            if wait_s is not None:
-                if not await self._sleep_until(lambda: not queue.empty(), wait_s):
-                    return None if self.stream.should_stop else []
-            else:
-                try:
-                    batch.append(await self._channel.__anext__())
-                except StopAsyncIteration:  # the channel closed: the worker is stopping
-                    return None
+            try:
+                first = await self._next(wait_s, wake)
+            except StopAsyncIteration:  # the channel closed: the worker is stopping
+                return None
+            if first is None:
+                return None if self.stream.should_stop else []
+            batch.append(first)
         get_nowait = queue.get_nowait
         while len(batch) < self.max_size and not queue.empty():
             batch.append(get_nowait())
-        if len(batch) < self.max_size:  # give the batch ``within_s`` to fill
+        if len(batch) < self.max_size and self.within_s > 0:  # give the batch ``within_s`` to fill
             await self._sleep_until(lambda: queue.qsize() >= self.max_size - len(batch), self.within_s)
-        while len(batch) < self.max_size and not queue.empty():
-            batch.append(get_nowait())
+            while len(batch) < self.max_size and not queue.empty():
+                batch.append(get_nowait())
         if not self.flowing():
             return []  # a rebalance began: these are fetched again after it
         generation = self.generation
         return [event for event in batch if event.message.generation_id == generation]
+
+    async def _next(self, wait_s: float | None, wake: asyncio.Event | None) -> Any | None:
+        """The channel's next event; None when ``wait_s`` passed or ``wake`` was set first."""
+        if wait_s is None and wake is None:
+            return await self._channel.__anext__()
+        if wake is not None and wake.is_set():
+            return None
+        getter = asyncio.ensure_future(self._channel.__anext__())
+        waiters: set[asyncio.Future[Any]] = {getter}
+        woken = asyncio.ensure_future(wake.wait()) if wake is not None else None
+        if woken is not None:
+            waiters.add(woken)
+        try:
+            await asyncio.wait(waiters, timeout=wait_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if woken is not None:
+                woken.cancel()
+            if not getter.done():
+                getter.cancel()  # safe: a cancelled queue.get() leaves its item in the queue
+        if getter.done() and not getter.cancelled():
+            return getter.result()
+        return None
 
     async def _sleep_until(self, condition: Callable[[], bool], limit_s: float) -> bool:
         """Poll ``condition`` every 5 ms for up to ``limit_s``; whether it came true."""

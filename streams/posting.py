@@ -35,8 +35,7 @@ log = logging.getLogger(__name__)
 
 DeadLetter = Callable[[bytes | None, bytes], Awaitable[None]]
 DestinationKey = tuple[str, str, str, str]  # base URL, user id, app id, key: what one request can carry
-POLL_WHILE_POSTING_S = 0.01  # how often the loop looks for finished requests while some are in flight
-READ_WITHIN_S = 0.02  # reads wait this long to fill; the batcher, not the read, makes batches
+READ_WITHIN_S = 0.0  # reads take what is there: the batcher, not the read, makes batches
 SAVE_EVERY_S = 0.1  # ledgers are saved (and their records acknowledged) at most this often while posting
 
 
@@ -84,11 +83,13 @@ class Posting:
         self.finished: list[Any] = []  # events whose outcome is counted, acknowledged after the next save
         self.state_writes = StateWrites(runtime.tables["state"])  # memory of stateful steps, saved likewise
         self.saved_at = 0.0
+        self.wake = asyncio.Event()  # set when a request finishes: the loop has work besides reading
 
     async def run(self) -> None:
         """Until the worker stops: read, hold, post, count, save, acknowledge."""
         generation = self.reader.generation
-        while (events := await self.reader.take(self._wait_s())) is not None:
+        while (events := await self.reader.take(self._wait_s(), self.wake)) is not None:
+            self.wake.clear()
             if self.reader.generation != generation:  # a rebalance: what is held is read again after it
                 await self._drain()
                 self.batcher.clear()
@@ -104,9 +105,14 @@ class Posting:
         await self._drain()
 
     def _wait_s(self) -> float | None:
-        if self.in_flight or self.finished:
-            return POLL_WHILE_POSTING_S
-        return self.batcher.next_due_in(time.monotonic())
+        """How long the next read may wait for events: until a batch is due or counted records are to be
+        saved (a finishing request sets ``wake``)."""
+        now = time.monotonic()
+        waits = [self.batcher.next_due_in(now)]
+        if self.finished:
+            waits.append(max(0.0, self.saved_at + SAVE_EVERY_S - now))
+        known = [wait for wait in waits if wait is not None]
+        return min(known) if known else None
 
     async def _hold(self, event: Any, now: float) -> None:
         message = event.message
@@ -137,7 +143,9 @@ class Posting:
                 survivors = await self._judge(key, items, now)
                 if survivors:
                     self.reader.track(held.event for held in survivors)
-                    self.in_flight.add(asyncio.create_task(self._post(key, survivors)))
+                    task = asyncio.create_task(self._post(key, survivors))
+                    task.add_done_callback(lambda _task: self.wake.set())
+                    self.in_flight.add(task)
 
     async def _judge(self, key: DestinationKey, items: list[Held], now: float) -> list[Held]:
         """The records of a due batch that go out in it: the steps after the queue run here; records of a
