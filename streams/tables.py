@@ -56,8 +56,8 @@ class PartitionLedgers:
         self.table = table
         self._ledgers: dict[int, Ledger] = {}
         self._pending: dict[int, set[int]] = {}  # per partition: offsets read whose outcome is not known yet
-        self._expected: dict[int, set[int]] = {}  # offsets to be read again after a rewind
-        self._rewound_from: dict[int, int] = {}  # the first record read before that rewind
+        # After a rewind: [next offset to be read again, the first record read before the rewind].
+        self._rereading: dict[int, list[int]] = {}
         self._highest: dict[int, int] = {}
         self._changed: set[int] = set()
 
@@ -71,14 +71,12 @@ class PartitionLedgers:
         highest = self._highest.get(partition)
         if highest is None:
             return self._first_read(partition, offset)
-        expected = self._expected.get(partition)
-        if expected is not None:
-            if offset < self._rewound_from[partition]:
-                expected.discard(offset)
-            elif offset <= highest:  # read again past the gap: offsets of it not delivered hold no record
-                expected.clear()
-            if not expected:
-                del self._expected[partition]
+        window = self._rereading.get(partition)
+        if window is not None:
+            if offset < window[1]:
+                window[0] = max(window[0], offset + 1)  # read again in order
+            elif offset <= highest:  # read again up to the first record: the gap is covered
+                del self._rereading[partition]
         if offset > highest:
             self._highest[partition] = offset
         return None
@@ -86,32 +84,28 @@ class PartitionLedgers:
     def _first_read(self, partition: int, offset: int) -> int | None:
         ledger = self._ledger(partition)
         self._highest[partition] = max(offset, ledger.offset)
-        if ledger.offset < 0 and not ledger.counted:
-            return None  # a new ledger: the partition is read from the group's start
-        if offset - ledger.offset > MAX_REWIND:
+        start = ledger.offset + 1  # a new ledger: from the partition's start (Kafka resets 0 to the earliest)
+        if offset <= start or all(o in ledger.counted for o in range(start, offset)):
+            return None
+        if offset - start > MAX_REWIND:
             log.error(
                 "%s partition %d: the first record read is %d, %d past the ledger; not reading them again",
                 self.table.name,
                 partition,
                 offset,
-                offset - ledger.offset,
+                offset - start,
             )
             return None
-        missed = {o for o in range(ledger.offset + 1, offset) if o not in ledger.counted}
-        if not missed:
-            return None
         log.warning(
-            "%s partition %d: the first record read is %d, but the ledger counted up to %d; reading the %d"
-            " records between again",
+            "%s partition %d: the first record read is %d, but the ledger counted up to %d; reading the records"
+            " between again",
             self.table.name,
             partition,
             offset,
             ledger.offset,
-            len(missed),
         )
-        self._expected[partition] = missed
-        self._rewound_from[partition] = offset
-        return min(missed)
+        self._rereading[partition] = [start, offset]
+        return start
 
     def _ledger(self, partition: int) -> Ledger:
         ledger = self._ledgers.get(partition)
@@ -137,17 +131,19 @@ class PartitionLedgers:
         changed, self._changed = self._changed, set()  # outcomes counted while this awaits: the next save
         for partition in changed:
             ledger = self._ledgers[partition]
-            waiting = self._pending.get(partition, set()) | self._expected.get(partition, set())
+            pending = self._pending.get(partition)
             # min(), not the first read: after a seek a partition's records come again, lower offsets last.
-            ledger.advance(min(waiting) - 1 if waiting else self._highest.get(partition, -1))
+            upto = min(pending) - 1 if pending else self._highest.get(partition, -1)
+            if (window := self._rereading.get(partition)) is not None:
+                upto = min(upto, window[0] - 1)  # not past the records still to be read again
+            ledger.advance(upto)
             await write_before_commit(self.table, partition, f"p{partition}", ledger.to_json())
 
     def reset(self) -> None:
         """Forget what is cached (after a rebalance): ledgers are read again from the table."""
         self._ledgers.clear()
         self._pending.clear()
-        self._expected.clear()
-        self._rewound_from.clear()
+        self._rereading.clear()
         self._highest.clear()
         self._changed.clear()
 

@@ -54,18 +54,18 @@ def test_in_order_records_advance_the_offset() -> None:
 def test_outcomes_out_of_order_keep_the_offset_below_the_first_pending_record() -> None:
     table = ChangelogTable()
     ledgers = PartitionLedgers(table)  # type: ignore[arg-type]
-    for offset in (10, 11, 12):
+    for offset in (0, 1, 2):
         ledgers.read(1, offset)
-    assert count(ledgers, 1, 12)
+    assert count(ledgers, 1, 2)
     save(ledgers)
-    assert table.data["p1"]["offset"] == 9 and table.data["p1"]["counted"] == [12]
+    assert table.data["p1"]["offset"] == -1 and table.data["p1"]["counted"] == [2]
 
     restarted = PartitionLedgers(table)  # type: ignore[arg-type]
-    for offset in (10, 11, 12):  # redelivered from the committed offset
+    for offset in (0, 1, 2):  # redelivered from the committed offset
         restarted.read(1, offset)
-    assert [count(restarted, 1, offset) for offset in (10, 11, 12)] == [True, True, False]
+    assert [count(restarted, 1, offset) for offset in (0, 1, 2)] == [True, True, False]
     save(restarted)
-    assert table.data["p1"]["offset"] == 12 and table.data["p1"]["counted"] == []
+    assert table.data["p1"]["offset"] == 2 and table.data["p1"]["counted"] == []
     assert table.data["p1"]["collectors"]["c"]["posted"] == 3
 
 
@@ -126,19 +126,30 @@ def test_a_first_record_past_the_ledger_asks_to_read_the_records_between_again()
         count(ledgers, 0, offset)
     save(ledgers)
     assert table.data["p0"]["offset"] == 4, "5-9 are still to come"
-    for offset in (5, 6, 8, 9):  # read again; 7 holds no record (say a transaction marker)
+    assert ledgers.read(0, 5) is None and count(ledgers, 0, 5)
+    save(ledgers)
+    assert table.data["p0"]["offset"] == 5, "not past 6-9, still to be read again"
+    for offset in (6, 8, 9):  # 7 holds no record (say a transaction marker): read in order, 8 follows 6
         assert ledgers.read(0, offset) is None
         assert count(ledgers, 0, offset)
     save(ledgers)
-    assert table.data["p0"]["offset"] == 6
-    assert ledgers.read(0, 10) is None  # the read again reached the first record: 7 will not come
+    assert table.data["p0"]["offset"] == 9 and table.data["p0"]["counted"] == [10, 11]
+    assert ledgers.read(0, 10) is None  # read again up to the first record
     assert not count(ledgers, 0, 10)
     save(ledgers)
     assert table.data["p0"]["offset"] == 11 and table.data["p0"]["collectors"]["c"]["posted"] == 11
 
 
-def test_a_new_ledger_or_one_that_is_up_to_date_asks_for_nothing() -> None:
+def test_a_new_ledger_reads_its_partition_from_the_start() -> None:
+    """A partition with no committed offset resumes where the fetcher was when a rebalance came: in the
+    bench's two-worker run, 4,985 queue records fetched and held before the first commit were never read
+    again. Offset 0 is the partition's start (Kafka resets it to the earliest record still kept)."""
     table = ChangelogTable()
-    assert PartitionLedgers(table).read(0, 500) is None  # type: ignore[arg-type]
+    assert PartitionLedgers(table).read(0, 0) is None  # type: ignore[arg-type]
+    assert PartitionLedgers(table).read(0, 500) == 0  # type: ignore[arg-type]
+
+
+def test_a_ledger_up_to_date_asks_for_nothing() -> None:
+    table = ChangelogTable()
     _ledger_counted_up_to(table, 4)
     assert PartitionLedgers(table).read(0, 5) is None  # type: ignore[arg-type]
