@@ -126,7 +126,10 @@ class EventReader:
         while len(batch) < self.max_size and not queue.empty():
             batch.append(get_nowait())
         if len(batch) < self.max_size and self.within_s > 0:  # give the batch ``within_s`` to fill
-            await self._sleep_until(lambda: queue.qsize() >= self.max_size - len(batch), self.within_s)
+            await self._sleep_until(
+                lambda: queue.qsize() >= self.max_size - len(batch) or (wake is not None and wake.is_set()),
+                self.within_s,
+            )
             while len(batch) < self.max_size and not queue.empty():
                 batch.append(get_nowait())
         if not self.flowing():

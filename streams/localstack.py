@@ -162,7 +162,8 @@ def wait_settled(workers: list[Service], *, events: int, timeout_s: float) -> di
     for worker in workers:
         with contextlib.suppress(OSError):
             stats = worker_stats(worker)
-            states.append({"poster": stats.get("poster"), "partitions": stats.get("partitions")})
+            partitions = get_json(f"{worker.url}/collectors/partitions/")
+            states.append({"poster": stats.get("poster"), "partitions": partitions})
     raise TimeoutError(
         f"workers did not settle within {timeout_s:.0f}s; last ledger: {total.snapshot()}; workers: {states}"
     )

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 DeadLetter = Callable[[bytes | None, bytes], Awaitable[None]]
 DestinationKey = tuple[str, str, str, str]  # base URL, user id, app id, key: what one request can carry
-READ_WITHIN_S = 0.0  # reads take what is there: the batcher, not the read, makes batches
+READ_WITHIN_S = 0.01  # a read waits this long to fill (or until a request finishes): fewer, larger reads
 SAVE_EVERY_S = 0.1  # ledgers are saved (and their records acknowledged) at most this often while posting
 
 

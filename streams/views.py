@@ -11,7 +11,8 @@ from streams.runtime import Runtime
 
 
 def register_views(app: faust.App, runtime: Runtime) -> None:
-    """Mount ``/collectors/stats/``, ``/collectors/list/`` and ``/collectors/healthz/``."""
+    """Mount ``/collectors/stats/``, ``/collectors/partitions/``, ``/collectors/list/`` and
+    ``/collectors/healthz/``."""
 
     @app.page("/collectors/stats/")
     class Stats(View):
@@ -28,8 +29,12 @@ def register_views(app: faust.App, runtime: Runtime) -> None:
                 "retries": runtime.poster.retries,
                 **runtime.posting,
             }
-            snapshot["partitions"] = await _positions(app, runtime)
             return self.json(snapshot)
+
+    @app.page("/collectors/partitions/")
+    class Partitions(View):
+        async def get(self, request: Request) -> Response:
+            return self.json(await _positions(app, runtime))
 
     @app.page("/collectors/list/")
     class Collectors(View):
