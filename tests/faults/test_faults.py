@@ -22,14 +22,7 @@ from tests.faults.conftest import (
 
 pytestmark = pytest.mark.kafka
 
-REBALANCE_DEFECT = pytest.mark.xfail(
-    strict=False,
-    reason="open defect (docs/RELIABILITY.md): after the rebalance a killed worker causes, the worker that takes "
-    "its partitions over sometimes does not finish (a queue partition left unconsumed, or outcomes uncounted)",
-)
 
-
-@REBALANCE_DEFECT
 async def test_worker_killed_mid_stream_then_restarted(
     tmp_path, faulty_destination, topic_factory, producer_factory, worker_factory
 ) -> None:
@@ -51,7 +44,6 @@ async def test_worker_killed_mid_stream_then_restarted(
     assert_balanced(snapshot, len(lines))
 
 
-@REBALANCE_DEFECT
 async def test_two_workers_one_killed_the_other_finishes(
     tmp_path, faulty_destination, topic_factory, producer_factory, worker_factory
 ) -> None:
