@@ -42,9 +42,7 @@ class Ledger:
     def from_json(cls, document: dict[str, Any] | None) -> Ledger:
         ledger = cls()
         if document:
-            ledger.events.update(document.get("events") or {})
-            for cid, counts in (document.get("collectors") or {}).items():
-                ledger.collectors[cid].update(counts)
+            ledger.merge_json(document)
             ledger.offset = int(document.get("offset", -1))
             ledger.counted = set(document.get("counted") or ())
         return ledger
@@ -62,6 +60,14 @@ class Ledger:
         if offset > self.offset:
             self.offset = offset
             self.counted = {o for o in self.counted if o > offset}
+
+    def merge_json(self, document: dict[str, Any] | None) -> None:
+        """Add the counts of a ledger document (as :meth:`to_json` or :meth:`snapshot` wrote it); which
+        offsets it counted is not read."""
+        if document:
+            self.events.update(document.get("events") or {})
+            for cid, counts in (document.get("collectors") or {}).items():
+                self.collectors[cid].update(counts)
 
     def merge(self, other: Ledger) -> None:
         """Add another ledger's counts to this one (partitions, stages or workers summed)."""

@@ -143,7 +143,7 @@ def combined_ledger(workers: list[Service]) -> Ledger:
     """The ledgers of all workers summed: together they hold every partition once."""
     total = Ledger()
     for worker in workers:
-        total.merge(Ledger.from_json(worker_stats(worker)))
+        total.merge_json(worker_stats(worker))
     return total
 
 

@@ -80,5 +80,5 @@ class Runtime:
             table = self.tables[stage]
             for key, value in table.items():
                 if (topic, int(key.removeprefix("p"))) in active:
-                    total.merge(Ledger.from_json(value))
+                    total.merge_json(value)
         return total

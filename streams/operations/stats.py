@@ -40,7 +40,7 @@ async def from_changelogs(broker: str, app_id: str) -> tuple[Ledger, list[str]]:
             async for record in kafka.read_from_start(client, tps):
                 latest[record.key] = None if record.value is None else orjson.loads(record.value)
         for value in latest.values():
-            total.merge(Ledger.from_json(value))
+            total.merge_json(value)
     return total, missing
 
 
@@ -51,7 +51,7 @@ def from_workers(urls: Sequence[str]) -> Ledger:
     for url in urls:
         endpoint = url if url.rstrip("/").endswith(STATS_PATH.rstrip("/")) else url.rstrip("/") + STATS_PATH
         try:
-            total.merge(Ledger.from_json(get_json(endpoint, timeout=5.0)))
+            total.merge_json(get_json(endpoint, timeout=5.0))
         except (OSError, urllib.error.URLError, orjson.JSONDecodeError) as exc:
             raise Unreachable(f"the worker at {endpoint} did not answer ({exc}); is it running?") from None
     return total
