@@ -54,17 +54,22 @@ def register_agents(app: faust.App, runtime: Runtime, topics: dict[str, faust.To
             reader.track(events)
             for event in events:
                 message = event.message
-                if (rewind := select_ledgers.read(message.partition, message.offset)) is not None:
-                    await reader.rewind(message.tp, rewind)
-                ledger, fresh = select_ledgers.done(message.partition, message.offset)
-                if fresh:
-                    await _select_one(app, runtime, message, ledger, queue_name, dead_letter)
-                else:  # processed before a crash or rebalance: do it again, count only what it re-queues
-                    requeued = await _select_one(app, runtime, message, Ledger(), queue_name, dead_letter)
-                    for collector_id in requeued:
-                        ledger.count(collector_id, outcome.REQUEUED)
+                if (start := select_ledgers.read(message.partition, message.offset)) is not None:
+                    for missed in await reader.catch_up(message.tp, start, message.offset):
+                        select_ledgers.read(missed.message.partition, missed.message.offset)
+                        await select_record(missed.message)
+                await select_record(message)
             await select_ledgers.save()
             reader.ack(events)
+
+    async def select_record(message: Any) -> None:
+        ledger, fresh = select_ledgers.done(message.partition, message.offset)
+        if fresh:
+            await _select_one(app, runtime, message, ledger, queue_name, dead_letter)
+        else:  # processed before a crash or rebalance: do it again, count only what it re-queues
+            requeued = await _select_one(app, runtime, message, Ledger(), queue_name, dead_letter)
+            for collector_id in requeued:
+                ledger.count(collector_id, outcome.REQUEUED)
 
     @app.agent(topics["queue"], name="collectors.post")
     async def post_agent(stream: faust.StreamT[bytes]) -> None:

@@ -11,7 +11,10 @@ from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.sensors.monitor import Monitor
+
+from streams.producing import bootstrap_address
 
 THROUGHPUT_SETTINGS: dict[str, Any] = {
     # Bigger fetches and polls: fewer round trips per record.
@@ -186,12 +189,54 @@ class EventReader:
             event.message.tracked = False
             unacked.discard(event.message)
 
-    async def rewind(self, tp: Any, offset: int) -> None:
-        """Read the partition ``tp`` again from ``offset``."""
-        await self.app.consumer.seek(tp, offset)
+    async def catch_up(self, tp: Any, start: int, until: int) -> list[CaughtUp]:
+        """The records of partition ``tp`` from ``start`` up to (not including) ``until``, read with a
+        consumer of their own (Faust's consumer drops records below its read position after a seek, so
+        seeking it back does not bring them). Their offsets are below the committed one: nothing to ack."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_address(str(self.app.conf.broker[0]).rstrip("/")), enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            partition = TopicPartition(tp.topic, tp.partition)
+            consumer.assign([partition])
+            consumer.seek(partition, start)
+            records: list[CaughtUp] = []
+            while await consumer.position(partition) < until:
+                fetched = await consumer.getmany(partition, timeout_ms=1000, max_records=5000)
+                for record in fetched.get(partition, []):
+                    if record.offset < until:
+                        records.append(CaughtUp(CaughtUpMessage(tp, record)))
+            return records
+        finally:
+            await consumer.stop()
 
     @staticmethod
     def ack(events: Iterable[Any]) -> None:
         """Their outcomes are counted: their offsets may be committed."""
         for event in events:
             event.ack()
+
+
+class CaughtUpMessage:
+    """What the agents read of a Faust message, for a record read by :meth:`EventReader.catch_up`."""
+
+    def __init__(self, tp: Any, record: Any) -> None:
+        self.tp = tp
+        self.topic: str = record.topic
+        self.partition: int = record.partition
+        self.offset: int = record.offset
+        self.key: bytes | None = record.key
+        self.value: bytes | None = record.value
+        self.timestamp: float = record.timestamp / 1000
+        self.tracked = True  # nothing for a rebalance to wait for: its offset is committed already
+
+
+class CaughtUp:
+    """An event read by :meth:`EventReader.catch_up`; acknowledging it is a no-op."""
+
+    def __init__(self, message: CaughtUpMessage) -> None:
+        self.message = message
+
+    def ack(self) -> bool:
+        return False

@@ -116,9 +116,15 @@ class Posting:
 
     async def _hold(self, event: Any, now: float) -> None:
         message = event.message
+        if (start := self.ledgers.read(message.partition, message.offset)) is not None:
+            for missed in await self.reader.catch_up(message.tp, start, message.offset):
+                self.ledgers.read(missed.message.partition, missed.message.offset)
+                self._hold_read(missed, now)
+        self._hold_read(event, now)
+
+    def _hold_read(self, event: Any, now: float) -> None:
+        message = event.message
         held = Held(event, message.partition, message.offset, orjson.loads(message.value or b"{}"))
-        if (rewind := self.ledgers.read(held.partition, held.offset)) is not None:
-            await self.reader.rewind(message.tp, rewind)
         collector = self.runtime.index.get(held.collector_id)
         if collector is None:  # deleted: what was queued for it is dropped, and counted
             self._count(held, outcome.DROPPED)

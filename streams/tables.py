@@ -46,7 +46,7 @@ class PartitionLedgers:
 
     The ledger, not Kafka's committed offset, says where a partition's work stands: when the first record
     read from a partition (after a start, a crash or a rebalance) lies past the ledger, the records between
-    were never counted, so :meth:`read` asks for the partition to be read again from the first of them.
+    were never counted, so :meth:`read` asks for them to be read (from the first of them).
     In the kill tests the worker taking over started 75-110 records past the ledger; the destination held
     every input (re-queued copies), but those queue records were never processed. Reading a record twice is
     harmless: input ids are idempotent and a record is counted once.
@@ -56,27 +56,20 @@ class PartitionLedgers:
         self.table = table
         self._ledgers: dict[int, Ledger] = {}
         self._pending: dict[int, set[int]] = {}  # per partition: offsets read whose outcome is not known yet
-        # After a rewind: [next offset to be read again, the first record read before the rewind].
-        self._rereading: dict[int, list[int]] = {}
         self._highest: dict[int, int] = {}
         self._changed: set[int] = set()
 
     def read(self, partition: int, offset: int) -> int | None:
         """A record was taken from the partition; its outcome is not known yet.
 
-        Returns the offset to read the partition again from, when records before this one were never
-        counted (once per partition until :meth:`reset`); None otherwise.
+        Returns the offset to read the partition from again, when records before this one were never
+        counted (once per partition until :meth:`reset`): the caller reads them (up to this one) before
+        anything else of the partition is saved; None otherwise.
         """
         self._pending.setdefault(partition, set()).add(offset)
         highest = self._highest.get(partition)
         if highest is None:
             return self._first_read(partition, offset)
-        window = self._rereading.get(partition)
-        if window is not None:
-            if offset < window[1]:
-                window[0] = max(window[0], offset + 1)  # read again in order
-            elif offset <= highest:  # read again up to the first record: the gap is covered
-                del self._rereading[partition]
         if offset > highest:
             self._highest[partition] = offset
         return None
@@ -104,7 +97,6 @@ class PartitionLedgers:
             offset,
             ledger.offset,
         )
-        self._rereading[partition] = [start, offset]
         return start
 
     def _ledger(self, partition: int) -> Ledger:
@@ -133,17 +125,13 @@ class PartitionLedgers:
             ledger = self._ledgers[partition]
             pending = self._pending.get(partition)
             # min(), not the first read: after a seek a partition's records come again, lower offsets last.
-            upto = min(pending) - 1 if pending else self._highest.get(partition, -1)
-            if (window := self._rereading.get(partition)) is not None:
-                upto = min(upto, window[0] - 1)  # not past the records still to be read again
-            ledger.advance(upto)
+            ledger.advance(min(pending) - 1 if pending else self._highest.get(partition, -1))
             await write_before_commit(self.table, partition, f"p{partition}", ledger.to_json())
 
     def reset(self) -> None:
         """Forget what is cached (after a rebalance): ledgers are read again from the table."""
         self._ledgers.clear()
         self._pending.clear()
-        self._rereading.clear()
         self._highest.clear()
         self._changed.clear()
 
