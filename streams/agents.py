@@ -53,12 +53,8 @@ def register_agents(app: faust.App, runtime: Runtime, topics: dict[str, faust.To
                 generation = reader.generation
             reader.track(events)
             for event in events:
-                message = event.message
-                if (start := select_ledgers.read(message.partition, message.offset)) is not None:
-                    for missed in await reader.catch_up(message.tp, start, message.offset):
-                        select_ledgers.read(missed.message.partition, missed.message.offset)
-                        await select_record(missed.message)
-                await select_record(message)
+                for record in await select_ledgers.take(event, reader.catch_up):
+                    await select_record(record.message)
             await select_ledgers.save()
             reader.ack(events)
 

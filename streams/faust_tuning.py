@@ -162,16 +162,15 @@ class EventReader:
             return getter.result()
         return None
 
-    async def _sleep_until(self, condition: Callable[[], bool], limit_s: float) -> bool:
-        """Poll ``condition`` every 5 ms for up to ``limit_s``; whether it came true."""
+    async def _sleep_until(self, condition: Callable[[], bool], limit_s: float) -> None:
+        """Poll ``condition`` every 5 ms until it is true, for up to ``limit_s``."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + limit_s
         while not condition():
             remaining = deadline - loop.time()
             if remaining <= 0 or self.stream.should_stop:
-                return False
+                return
             await asyncio.sleep(min(remaining, 0.005))
-        return True
 
     def track(self, events: Iterable[Any]) -> None:
         """The agent started working on these events: a rebalance waits until they are acknowledged."""

@@ -69,12 +69,6 @@ class Ledger:
             for cid, counts in (document.get("collectors") or {}).items():
                 self.collectors[cid].update(counts)
 
-    def merge(self, other: Ledger) -> None:
-        """Add another ledger's counts to this one (partitions, stages or workers summed)."""
-        self.events.update(other.events)
-        for cid, counts in other.collectors.items():
-            self.collectors[cid].update(counts)
-
     def count(self, collector_id: str, outcome: str, n: int = 1) -> None:
         self.collectors[collector_id][outcome] += n
 

@@ -115,12 +115,8 @@ class Posting:
         return min(known) if known else None
 
     async def _hold(self, event: Any, now: float) -> None:
-        message = event.message
-        if (start := self.ledgers.read(message.partition, message.offset)) is not None:
-            for missed in await self.reader.catch_up(message.tp, start, message.offset):
-                self.ledgers.read(missed.message.partition, missed.message.offset)
-                self._hold_read(missed, now)
-        self._hold_read(event, now)
+        for record in await self.ledgers.take(event, self.reader.catch_up):
+            self._hold_read(record, now)
 
     def _hold_read(self, event: Any, now: float) -> None:
         message = event.message

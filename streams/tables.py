@@ -7,7 +7,7 @@ record a value belongs to; these helpers name the partition instead.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
 from typing import Any
 
 import faust
@@ -15,6 +15,8 @@ import faust
 from streams.ledger import Ledger
 
 log = logging.getLogger(__name__)
+CatchUp = Callable[[Any, int, int], Awaitable[Sequence[Any]]]
+"""Reads a partition's records from an offset up to another: ``EventReader.catch_up``."""
 MAX_REWIND = 1_000_000  # records a partition is read again at most (beyond: lost to retention, say so)
 
 
@@ -74,6 +76,18 @@ class PartitionLedgers:
             self._highest[partition] = offset
         return None
 
+    async def take(self, event: Any, catch_up: CatchUp) -> list[Any]:
+        """:meth:`read` the event's record; the events to process, in order: the records it shows were
+        never counted (read with ``catch_up``, and read here too), then the event itself."""
+        message = event.message
+        start = self.read(message.partition, message.offset)
+        if start is None:
+            return [event]
+        missed = await catch_up(message.tp, start, message.offset)
+        for record in missed:
+            self.read(record.message.partition, record.message.offset)
+        return [*missed, event]
+
     def _first_read(self, partition: int, offset: int) -> int | None:
         ledger = self._ledger(partition)
         self._highest[partition] = max(offset, ledger.offset)
@@ -124,7 +138,7 @@ class PartitionLedgers:
         for partition in changed:
             ledger = self._ledgers[partition]
             pending = self._pending.get(partition)
-            # min(), not the first read: after a seek a partition's records come again, lower offsets last.
+            # min(), not the first read: records caught up with are read after the record that showed them.
             ledger.advance(min(pending) - 1 if pending else self._highest.get(partition, -1))
             await write_before_commit(self.table, partition, f"p{partition}", ledger.to_json())
 
