@@ -182,11 +182,15 @@ class EventReader:
                 unacked.add(message)
 
     def untrack(self, events: Iterable[Any]) -> None:
-        """The agent holds these events again: a rebalance need not wait for them (they are read again)."""
+        """The agent holds these events again: a rebalance need not wait for them (they are read again).
+
+        Only messages :meth:`track` added are untracked: a caught-up record stays marked tracked, so it is
+        never added to the set a rebalance waits on (its ack is a no-op and would never take it out)."""
         unacked = self._unacked
         for event in events:
-            event.message.tracked = False
-            unacked.discard(event.message)
+            if event.message in unacked:
+                event.message.tracked = False
+                unacked.discard(event.message)
 
     async def catch_up(self, tp: Any, start: int, until: int) -> list[CaughtUp]:
         """The records of partition ``tp`` from ``start`` up to (not including) ``until``, read with a
