@@ -7,14 +7,34 @@ otherwise do for every record, without weakening a delivery guarantee.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 from faust.sensors.monitor import Monitor
 
 from streams.producing import bootstrap_address
+
+
+@functools.lru_cache(maxsize=8192)
+def _partition_index(key: bytes, count: int) -> int:
+    return cast(int, murmur2(key) & 0x7FFFFFFF) % count
+
+
+def keyed_partition(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+    """aiokafka's default partitioner (the Java client's murmur2 of the key), remembering recent keys.
+
+    The queue's keys are collector ids, a few per worker: murmur2 in pure Python cost ~4% of the worker's
+    time when computed for every queued record. Same partitions as the default, so keys written by any other
+    producer land where the worker's do.
+    """
+    if key is None:
+        return cast(int, DefaultPartitioner()(key, all_partitions, available))
+    return all_partitions[_partition_index(key, len(all_partitions))]
+
 
 THROUGHPUT_SETTINGS: dict[str, Any] = {
     # Bigger fetches and polls: fewer round trips per record.
@@ -25,6 +45,7 @@ THROUGHPUT_SETTINGS: dict[str, Any] = {
     # Batch produced records (queue, dead letters, changelogs) for 20 ms, up to 1 MB a batch.
     "producer_linger": 0.02,
     "producer_max_batch_size": 1024 * 1024,
+    "producer_partitioner": keyed_partition,
     # acks=all stays: a queued input must be on the broker before its prediction's offset is committed.
     "producer_acks": -1,
 }

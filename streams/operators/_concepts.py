@@ -31,11 +31,14 @@ EPSILON = 1e-9
 """Tolerance for floating-point equality (``EQUAL``) and bounds computed by sums (entropy)."""
 
 
+_INFINITY = math.inf
+
+
 def value_of(concept: object) -> float | None:
     """The concept's value, or None when it is not a finite number."""
-    if not isinstance(concept, dict):
-        return None
-    value = concept.get("value")
+    value = concept.get("value") if isinstance(concept, dict) else None
+    if type(value) is float:  # the common case, settled by one type check (every probability operator's hot path)
+        return value if -_INFINITY < value < _INFINITY else None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return None
     return float(value)
@@ -60,7 +63,17 @@ def judged_concepts(candidate: Candidate) -> list[Concept]:
 
 def ranked_values(candidate: Candidate) -> list[float]:
     """The judged concepts' values, highest first."""
-    return sorted((value_of(c) or 0.0 for c in judged_concepts(candidate)), reverse=True)
+    values = _finite_values(candidate.concepts)
+    if not values:
+        values = [value for region in candidate.regions for value in _finite_values(region_concepts(region))]
+    values.sort(reverse=True)
+    return values
+
+
+def _finite_values(concepts: object) -> list[float]:
+    if not isinstance(concepts, list):
+        return []
+    return [value for value in map(value_of, concepts) if value is not None]
 
 
 def top_concept(concepts: list[Concept]) -> Concept | None:
@@ -85,12 +98,15 @@ def lookup(table: Mapping[str, T], concept: Concept) -> T | None:
 def narrow(candidate: Candidate, keep: Callable[[list[Concept]], list[Concept]]) -> bool:
     """Replace the top-level concepts by ``keep(concepts)`` and each region's by ``keep(its concepts)``.
 
-    A region left with no concept is dropped. True when a top-level concept or a region remains.
+    ``keep`` sees the concepts as the event has them and must drop those without a finite value
+    (:func:`value_of` is None). A region left with no concept is dropped. True when a top-level concept or a
+    region remains.
     """
-    candidate.concepts = keep(valid(candidate.concepts))
+    concepts = candidate.concepts
+    candidate.concepts = keep(concepts) if isinstance(concepts, list) else []
     regions: list[dict[str, Any]] = []
     for region in candidate.regions:
-        kept = keep(valid(region_concepts(region)))
+        kept = keep(region_concepts(region))
         if kept:  # so the region is a dict holding a ``data`` dict
             regions.append({**region, "data": {**region["data"], "concepts": kept}})
     candidate.regions = regions

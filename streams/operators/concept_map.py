@@ -115,8 +115,10 @@ def build(params: ConceptMapParams) -> Decision:
     def keep(concepts: list[Concept]) -> list[Concept]:
         best: dict[str, float] = {}
         for concept in concepts:
-            value = value_of(concept) or 0.0
-            for key in {concept.get("id"), concept.get("name")}:
+            value = value_of(concept)
+            if value is None:
+                continue
+            for key in (concept.get("id"), concept.get("name")):
                 for target in reach.get(key, ()) if isinstance(key, str) else ():
                     best[target] = max(value, best.get(target, value))
         return [{"id": target, "value": best[target]} for target in targets if target in best]

@@ -51,11 +51,13 @@ def build(params: ConceptThresholdParams) -> Decision:
     compare = _COMPARE[params.comparator]
 
     def satisfies(concept: Concept) -> bool:
+        value = value_of(concept)
+        if value is None:
+            return False
         threshold = lookup(thresholds, concept)
         if threshold is None:
             threshold = default
-        value = value_of(concept)
-        return threshold is not None and value is not None and compare(value, threshold)
+        return threshold is not None and compare(value, threshold)
 
     def keep(concepts: list[Concept]) -> list[Concept]:
         return [c for c in concepts if satisfies(c)]
