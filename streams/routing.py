@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from schemas.collectors import Collector, CollectorsDocument
@@ -26,16 +26,16 @@ class CompiledCollector:
     first stateful step on (a quota counts what was queued, shared by all workers), then the post-queue
     workflow on the original input."""
     last_error: str | None = None
+    id: str = field(init=False)
+    """The collector's qualified id, ``user_id/app_id/collector_id`` of the app it collects into.
 
-    @property
-    def id(self) -> str:
-        """The collector's qualified id, ``user_id/app_id/collector_id`` of the app it collects into.
+    Collector ids are unique within an app, so this is unique in a deployment: it keys routing, the queue
+    topic, the ledger, sampling decisions and the input ids posted.
+    """
 
-        Collector ids are unique within an app, so this is unique in a deployment: it keys routing, the
-        queue topic, the ledger, sampling decisions and the input ids posted.
-        """
+    def __post_init__(self) -> None:
         destination = self.spec.destination
-        return f"{destination.user_id}/{destination.app_id}/{self.spec.id}"
+        object.__setattr__(self, "id", f"{destination.user_id}/{destination.app_id}/{self.spec.id}")
 
     @property
     def active(self) -> bool:
