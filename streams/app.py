@@ -9,7 +9,7 @@ import faust
 from streams.agents import register_agents
 from streams.control.topic import ControlReader, ControlWriter
 from streams.delivery.poster import Poster, RetryPolicy
-from streams.faust_consumer import App
+from streams.faust_consumer import App, RawSchema
 from streams.faust_tuning import THROUGHPUT_SETTINGS, QuietMonitor
 from streams.routing import CompiledCollector
 from streams.runtime import Runtime
@@ -47,8 +47,10 @@ def create_app(settings: WorkerSettings, static: Sequence[CompiledCollector] = (
     runtime.rebuild()
     topics = {
         # internal=True: Faust creates the topic at start-up when it does not exist yet.
-        "predictions": app.topic(settings.predictions_topic, partitions=settings.partitions, internal=True),
-        "queue": app.topic(settings.queue_topic, partitions=settings.partitions, internal=True),
+        "predictions": app.topic(
+            settings.predictions_topic, partitions=settings.partitions, internal=True, schema=RawSchema()
+        ),
+        "queue": app.topic(settings.queue_topic, partitions=settings.partitions, internal=True, schema=RawSchema()),
         "dead_letters": app.topic(settings.dead_letter_topic, partitions=1, internal=True),
     }
     # Key and value types unset: Faust stores them as JSON.
