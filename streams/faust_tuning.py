@@ -51,6 +51,25 @@ THROUGHPUT_SETTINGS: dict[str, Any] = {
 }
 
 
+class RawSchema(faust.Schema[bytes, bytes]):
+    """Keys and values as the bytes Kafka holds, the event made directly.
+
+    Faust's decoder passes every key and value through its serializer registry (the raw codec, settings
+    lookups) to get the same bytes back; it showed as ~8% of the worker's time in the profile.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(key_serializer="raw", value_serializer="raw")
+
+    def compile(self, app: Any, **kwargs: Any) -> Any:
+        create_event = app.create_event
+
+        async def decode(message: Any, *, propagate: bool = False) -> Any:
+            return create_event(message.key, message.value, message.headers, message)
+
+        return decode
+
+
 class QuietMonitor(Monitor):
     """Faust's monitor without its per-record bookkeeping; rebalance, commit and lag tracking stay."""
 
