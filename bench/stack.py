@@ -70,12 +70,25 @@ class Stack:
         """Wait until the workers read ``events`` and every queued input has an outcome; the combined ledger."""
         return wait_settled(self.workers, events=events, timeout_s=timeout_s)
 
-    def wait_stored(self, *, at_least: int, timeout_s: float) -> None:
-        """Poll the destination every 50 ms until it has stored ``at_least`` inputs."""
-        deadline = time.monotonic() + timeout_s
+    def wait_stored(self, *, at_least: int, timeout_s: float, idle_s: float = 60.0) -> None:
+        """Poll the destination every 50 ms until it has stored ``at_least`` inputs.
+
+        Gives up after ``timeout_s``, or once nothing new was stored for ``idle_s`` (inputs lost, or the
+        workers stuck: a run that lost one input of 225,261 otherwise waited the whole ``timeout_s``).
+        """
+        start = time.monotonic()
+        deadline = start + timeout_s
+        last_change, last_stored = start, -1
         while (stored := self.served()["inputs"]["stored"]) < at_least:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the destination stored {stored:,} of {at_least:,} inputs in {timeout_s:.0f}s")
+            now = time.monotonic()
+            if stored != last_stored:
+                last_change, last_stored = now, stored
+            if now > deadline or now - last_change > idle_s:
+                waited = f"in {now - start:.0f}s" if now > deadline else f"and nothing more for {idle_s:.0f}s"
+                raise TimeoutError(
+                    f"the destination stored {stored:,} of {at_least:,} inputs {waited}; "
+                    "the workers' logs and /collectors/stats/ are in the kept run directory"
+                )
             time.sleep(0.05)
 
     def processes(self) -> dict[str, psutil.Process]:
