@@ -58,19 +58,24 @@ def valid(concepts: object) -> list[Concept]:
 
 def judged_concepts(candidate: Candidate) -> list[Concept]:
     """The valid top-level concepts, or, when there are none, the valid concepts of every region."""
-    return valid(candidate.concepts) or [c for r in candidate.regions for c in valid(region_concepts(r))]
+    return _judged(candidate, valid)
 
 
 def ranked_values(candidate: Candidate) -> list[float]:
     """The judged concepts' values, highest first."""
-    values = _finite_values(candidate.concepts)
-    if not values:
-        values = [value for region in candidate.regions for value in _finite_values(region_concepts(region))]
+    values = _judged(candidate, _finite_values)
     values.sort(reverse=True)
     return values
 
 
+def _judged(candidate: Candidate, read: Callable[[object], list[T]]) -> list[T]:
+    """``read`` of the top-level concepts, or, when that is empty, of every region's concepts (a detector's
+    output has only region concepts)."""
+    return read(candidate.concepts) or [item for region in candidate.regions for item in read(region_concepts(region))]
+
+
 def _finite_values(concepts: object) -> list[float]:
+    """The finite values of ``concepts``, each read once (the probability operators' hot path)."""
     if not isinstance(concepts, list):
         return []
     return [value for value in map(value_of, concepts) if value is not None]
