@@ -9,6 +9,7 @@ import faust
 from streams.agents import register_agents
 from streams.control.topic import ControlReader, ControlWriter
 from streams.delivery.poster import Poster, RetryPolicy
+from streams.faust_consumer import App
 from streams.faust_tuning import THROUGHPUT_SETTINGS, QuietMonitor, RawSchema
 from streams.routing import CompiledCollector
 from streams.runtime import Runtime
@@ -22,7 +23,7 @@ def create_app(settings: WorkerSettings, static: Sequence[CompiledCollector] = (
     Collectors come from the control topic (managed through the API) and from ``static``, a configuration
     file's collectors. The agents start once the control topic has been read to its end.
     """
-    app = faust.App(
+    app = App(
         settings.app_id,
         broker=settings.broker,
         key_serializer="raw",

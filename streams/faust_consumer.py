@@ -1,0 +1,141 @@
+"""Faust's aiokafka consumer with two changes: nothing is delivered between a seek to committed offsets and
+the clearing of the stream buffers that follows it, and each fetched message is delivered without a task when
+it can be.
+
+**The seek.** After a rebalance (and after its table recovery) Faust seeks the assigned partitions to their
+committed offsets, then resumes flow, which clears every stream buffer. Flow is already active while the seek
+awaits the coordinator (table recovery resumes it to read the changelogs), so records fetched from the new
+positions during the seek were delivered into the buffers, then cleared with them, while the consumer's read
+position stayed past them: they were never processed. A worker taking over partitions after a crash lost
+exactly those records (the kill test, 3 of 6 runs with eager delivery; once in a full bench's two-worker run
+with Faust's own delivery). Here a seek to committed offsets stops the flow first; Faust resumes it after
+the clear, so records are delivered only once nothing will clear them. A batch the drain loop holds when
+the flow stops is dropped unread, and fetched again from the new positions.
+
+**Eager delivery.** Faust 0.15.3 wraps every message's delivery in
+``wait_first(callback(message), suspend_flow.wait())``: a task, four futures and an ``asyncio.wait`` per
+message, so that a delivery blocked on a full stream buffer or on suspended flow can be interrupted. Here the
+delivery runs at once; only one that actually suspends gets the task and the ``wait_first``, so an
+interrupted delivery behaves as in Faust. The profile (docs/PERFORMANCE.md) showed that wrapping as the
+largest part of Faust's per-message cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, cast
+
+import faust
+from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
+from faust.transport.drivers.aiokafka import Transport as AIOKafkaTransport
+from mode import Service, ServiceT
+
+
+async def _drive(coro: Coroutine[Any, Any, Any], waiting_on: Any) -> Any:
+    """Go on running a coroutine that suspended on ``waiting_on``, the way an asyncio Task would."""
+    while True:
+        try:
+            if waiting_on is None:  # a bare yield: asyncio.sleep(0)
+                await asyncio.sleep(0)
+            else:
+                waiting_on._asyncio_future_blocking = False
+                try:
+                    await waiting_on
+                except asyncio.CancelledError:
+                    if not waiting_on.done():  # this task was cancelled: cancel what it waits on, tell it
+                        waiting_on.cancel()
+                        waiting_on = coro.throw(asyncio.CancelledError())
+                        continue
+                except BaseException:
+                    pass  # the coroutine sees the exception when it resumes, as with a Task
+            waiting_on = coro.send(None)
+        except StopIteration as stop:
+            return stop.value
+
+
+class Consumer(AIOKafkaConsumer):
+    """Faust's aiokafka consumer; its drain loop is Faust 0.15.3's own but for the eager delivery."""
+
+    async def perform_seek(self) -> None:
+        """Stop the flow, then seek to the committed offsets; Faust resumes the flow after clearing the
+        stream buffers, so nothing fetched from the new positions is delivered into a buffer about to be
+        cleared."""
+        self.stop_flow()
+        await super().perform_seek()
+
+    async def _deliver(self, message: Any) -> None:
+        """Deliver one message, without a task unless the delivery suspends."""
+        delivery = cast(Coroutine[Any, Any, Any], self.callback(message))
+        try:
+            waiting_on = delivery.send(None)
+        except StopIteration:
+            return  # delivered without suspending: the common case
+        await self.wait_first(_drive(delivery, waiting_on), self.suspend_flow.wait())
+
+    async def _drain_messages(self, fetcher: ServiceT) -> None:  # pragma: no cover - run by the worker
+        getmany = self.getmany
+        deliver = self._deliver
+        consumer_should_stop = cast(Service, self)._stopped.is_set
+        fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
+        get_read_offset = self._read_offset.__getitem__
+        set_read_offset = self._read_offset.__setitem__
+        set_flag = self.diag.set_flag
+        unset_flag = self.diag.unset_flag
+        commit_every = self._commit_every
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        yield_every = 100
+        num_since_yield = 0
+        sleep = asyncio.sleep
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                set_flag(CONSUMER_FETCHING)
+                ait = cast(AsyncIterator[Any], getmany(timeout=1.0))
+                await self.sleep(0)
+                if not self.should_stop:
+                    async for tp, message in ait:
+                        num_since_yield += 1
+                        if num_since_yield > yield_every:
+                            await sleep(0)
+                            num_since_yield = 0
+                        offset = message.offset
+                        r_offset = get_read_offset(tp)
+                        if r_offset is None or offset >= r_offset:
+                            gap = offset - (r_offset or 0)
+                            if gap > 1 and r_offset and acks_enabled_for(message.topic):
+                                await self._add_gap(tp, r_offset + 1, offset)
+                            if commit_every is not None and self._n_acked >= commit_every:
+                                self._n_acked = 0
+                                await self.commit()
+                            await deliver(message)
+                            set_read_offset(tp, offset)
+                    unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                self.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                self.log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            unset_flag(CONSUMER_FETCHING)
+
+
+class Transport(AIOKafkaTransport):
+    """The aiokafka transport with this module's :class:`Consumer`."""
+
+    Consumer = Consumer
+
+
+class App(faust.App):
+    """A Faust app on this module's :class:`Transport`."""
+
+    def _new_transport(self) -> Any:
+        return Transport(self.conf.broker_consumer, self)
