@@ -20,6 +20,7 @@ from streams.decoding import DecodeError, decode_event
 from streams.faust_tuning import EventReader
 from streams.ledger import Ledger
 from streams.posting import READ_WITHIN_S, Posting
+from streams.queueing import QueueWriter
 from streams.runtime import Runtime
 from streams.selection import select
 from streams.tables import PartitionLedgers
@@ -32,7 +33,7 @@ DeadLetter = Callable[[bytes | None, bytes], Awaitable[None]]
 def register_agents(app: faust.App, runtime: Runtime, topics: dict[str, faust.TopicT]) -> None:
     """Attach both agents to the app."""
     settings = runtime.settings
-    queue_name = settings.queue_topic
+    queue = QueueWriter(app.producer._ensure_producer, settings.queue_topic)  # type: ignore[attr-defined]
     dead_letter_name = settings.dead_letter_topic
 
     async def dead_letter(key: bytes | None, value: bytes) -> None:
@@ -55,15 +56,16 @@ def register_agents(app: faust.App, runtime: Runtime, topics: dict[str, faust.To
             for event in events:
                 for record in await select_ledgers.take(event, reader.catch_up):
                     await select_record(record.message)
+            await queue.send()
             await select_ledgers.save()
             reader.ack(events)
 
     async def select_record(message: Any) -> None:
         ledger, fresh = select_ledgers.done(message.partition, message.offset)
         if fresh:
-            await _select_one(app, runtime, message, ledger, queue_name, dead_letter)
+            await _select_one(runtime, message, ledger, queue, dead_letter)
         else:  # processed before a crash or rebalance: do it again, count only what it re-queues
-            requeued = await _select_one(app, runtime, message, Ledger(), queue_name, dead_letter)
+            requeued = await _select_one(runtime, message, Ledger(), queue, dead_letter)
             for collector_id in requeued:
                 ledger.count(collector_id, outcome.REQUEUED)
 
@@ -76,9 +78,10 @@ def register_agents(app: faust.App, runtime: Runtime, topics: dict[str, faust.To
 
 
 async def _select_one(
-    app: faust.App, runtime: Runtime, message: Any, ledger: Ledger, queue_name: str, dead_letter: DeadLetter
+    runtime: Runtime, message: Any, ledger: Ledger, queue: QueueWriter, dead_letter: DeadLetter
 ) -> list[str]:
-    """Decode, select and queue one prediction; return the ids of the collectors it was queued for."""
+    """Decode and select one prediction, adding its survivors to ``queue``; return the ids of the collectors
+    it was queued for."""
     settings = runtime.settings
     raw: bytes = message.value or b""
     ledger.events[outcome.EVENTS] += 1
@@ -102,7 +105,7 @@ async def _select_one(
         decoded["_kafka_timestamp_ms"] = int(message.timestamp * 1000)  # event time for quotas
     queued, rejected = select(decoded, runtime.index, ledger)
     for collector, record in queued:
-        await app.producer.send(queue_name, collector.id.encode(), orjson.dumps(record), None, None, None)
+        queue.add(collector.id.encode(), orjson.dumps(record))
     for rejection in rejected:
         letter = dead_letters.for_event(
             raw,
