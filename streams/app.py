@@ -53,7 +53,7 @@ def create_app(settings: WorkerSettings, static: Sequence[CompiledCollector] = (
         "queue": app.topic(settings.queue_topic, partitions=settings.partitions, internal=True, schema=RawSchema()),
         "dead_letters": app.topic(settings.dead_letter_topic, partitions=1, internal=True),
     }
-    # Key and value types unset: Faust stores them as JSON.
+    # Key and value types unset: Faust's JSON (ledgers are written as the JSON bytes of Ledger.to_bytes).
     runtime.tables["select"] = app.Table("ledger-select", default=None, partitions=settings.partitions)
     runtime.tables["post"] = app.Table("ledger-post", default=None, partitions=settings.partitions)
     runtime.tables["state"] = app.Table("operator-state", default=None, partitions=settings.partitions)

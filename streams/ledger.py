@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any
 
+import orjson
+
 SEEN = "seen"
 PAUSED = "paused"
 QUEUED = "queued"
@@ -23,6 +25,10 @@ INVALID = "dead_lettered"
 UNMATCHED = "unmatched"
 
 
+def _decoded(document: bytes | dict[str, Any] | None) -> dict[str, Any] | None:
+    return orjson.loads(document) if isinstance(document, bytes) else document
+
+
 class Ledger:
     """Counters of one topic partition (or one ``simulate`` run): events overall, and a funnel per collector.
 
@@ -39,17 +45,25 @@ class Ledger:
         self.counted: set[int] = set()
 
     @classmethod
-    def from_json(cls, document: dict[str, Any] | None) -> Ledger:
+    def from_json(cls, document: bytes | dict[str, Any] | None) -> Ledger:
+        """A ledger from what a ledger table stores (:meth:`to_bytes`, or its JSON already decoded)."""
         ledger = cls()
+        document = _decoded(document)
         if document:
             ledger.merge_json(document)
             ledger.offset = int(document.get("offset", -1))
             ledger.counted = set(document.get("counted") or ())
         return ledger
 
-    def to_json(self) -> dict[str, Any]:
-        """:meth:`snapshot` with which records were counted: what a ledger table stores per partition."""
-        return {**self.snapshot(), "offset": self.offset, "counted": sorted(self.counted)}
+    def to_bytes(self) -> bytes:
+        """What a ledger table stores per partition: the counts and which records were counted, as JSON.
+
+        Serialized straight from the counters (no copies, no sorting): with 1,000 collectors ~35 µs, where
+        building :meth:`snapshot` and encoding it with Faust's JSON codec took ~250 µs, once per partition
+        and batch (docs/PERFORMANCE.md).
+        """
+        document = {"events": self.events, "collectors": self.collectors, "offset": self.offset}
+        return orjson.dumps({**document, "counted": sorted(self.counted)})
 
     def was_counted(self, offset: int) -> bool:
         """Whether the record at ``offset`` of this ledger's partition has been counted."""
@@ -61,9 +75,10 @@ class Ledger:
             self.offset = offset
             self.counted = {o for o in self.counted if o > offset}
 
-    def merge_json(self, document: dict[str, Any] | None) -> None:
-        """Add the counts of a ledger document (as :meth:`to_json` or :meth:`snapshot` wrote it); which
+    def merge_json(self, document: bytes | dict[str, Any] | None) -> None:
+        """Add the counts of a ledger document (as :meth:`to_bytes` or :meth:`snapshot` wrote it); which
         offsets it counted is not read."""
+        document = _decoded(document)
         if document:
             self.events.update(document.get("events") or {})
             for cid, counts in (document.get("collectors") or {}).items():

@@ -35,7 +35,8 @@ async def write_before_commit(table: faust.Table[str, Any], partition: int, key:
         value=value,
         partition=partition,
         key_serializer=table.key_serializer,
-        value_serializer=table.value_serializer,
+        # JSON already: recovery decodes it with the table's JSON codec, so the table then holds it decoded.
+        value_serializer="raw" if isinstance(value, bytes) else table.value_serializer,
         force=True,  # not attached to the current event: sent now
     )
 
@@ -140,7 +141,7 @@ class PartitionLedgers:
             pending = self._pending.get(partition)
             # min(), not the first read: records caught up with are read after the record that showed them.
             ledger.advance(min(pending) - 1 if pending else self._highest.get(partition, -1))
-            await write_before_commit(self.table, partition, f"p{partition}", ledger.to_json())
+            await write_before_commit(self.table, partition, f"p{partition}", ledger.to_bytes())
 
     def reset(self) -> None:
         """Forget what is cached (after a rebalance): ledgers are read again from the table."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -29,6 +30,11 @@ class ChangelogTable:
         self.changelog.append((partition, key, value))
 
 
+def stored(table: ChangelogTable, key: str) -> Any:
+    """The ledger document the table holds under ``key`` (stored as JSON bytes)."""
+    return orjson.loads(table.data[key])
+
+
 def save(ledgers: PartitionLedgers) -> None:
     asyncio.run(ledgers.save())
 
@@ -47,7 +53,7 @@ def test_in_order_records_advance_the_offset() -> None:
         ledgers.read(0, offset)
         assert count(ledgers, 0, offset)
     save(ledgers)
-    assert table.data["p0"]["offset"] == 2 and table.data["p0"]["counted"] == []
+    assert stored(table, "p0")["offset"] == 2 and stored(table, "p0")["counted"] == []
     assert table.changelog[-1][0] == 0
 
 
@@ -58,15 +64,15 @@ def test_outcomes_out_of_order_keep_the_offset_below_the_first_pending_record() 
         ledgers.read(1, offset)
     assert count(ledgers, 1, 2)
     save(ledgers)
-    assert table.data["p1"]["offset"] == -1 and table.data["p1"]["counted"] == [2]
+    assert stored(table, "p1")["offset"] == -1 and stored(table, "p1")["counted"] == [2]
 
     restarted = PartitionLedgers(table)  # type: ignore[arg-type]
     for offset in (0, 1, 2):  # redelivered from the committed offset
         restarted.read(1, offset)
     assert [count(restarted, 1, offset) for offset in (0, 1, 2)] == [True, True, False]
     save(restarted)
-    assert table.data["p1"]["offset"] == 2 and table.data["p1"]["counted"] == []
-    assert table.data["p1"]["collectors"]["c"]["posted"] == 3
+    assert stored(table, "p1")["offset"] == 2 and stored(table, "p1")["counted"] == []
+    assert stored(table, "p1")["collectors"]["c"]["posted"] == 3
 
 
 @given(st.permutations(list(range(30))), st.integers(0, 30))
@@ -86,8 +92,8 @@ def test_a_crash_anywhere_never_counts_a_record_twice_or_misses_one(order: list[
     for offset in reversed(range(30)):
         count(second, 0, offset)
     save(second)
-    assert table.data["p0"]["collectors"]["c"]["posted"] == 30
-    assert table.data["p0"]["offset"] == 29 and table.data["p0"]["counted"] == []
+    assert stored(table, "p0")["collectors"]["c"]["posted"] == 30
+    assert stored(table, "p0")["offset"] == 29 and stored(table, "p0")["counted"] == []
 
 
 def test_records_read_again_after_a_seek_keep_the_offset_below_every_pending_record() -> None:
@@ -101,10 +107,10 @@ def test_records_read_again_after_a_seek_keep_the_offset_below_every_pending_rec
         ledgers.read(0, offset)
     assert count(ledgers, 0, 7)
     save(ledgers)
-    assert table.data["p0"]["offset"] == 4 and table.data["p0"]["counted"] == [7]
+    assert stored(table, "p0")["offset"] == 4 and stored(table, "p0")["counted"] == [7]
     assert [count(ledgers, 0, offset) for offset in (6, 5, 6, 5)] == [True, True, False, False]
     save(ledgers)
-    assert table.data["p0"]["offset"] == 7 and table.data["p0"]["collectors"]["c"]["posted"] == 3
+    assert stored(table, "p0")["offset"] == 7 and stored(table, "p0")["collectors"]["c"]["posted"] == 3
 
 
 def _ledger_counted_up_to(table: ChangelogTable, offset: int) -> None:
@@ -126,12 +132,12 @@ def test_a_first_record_past_the_ledger_asks_to_read_the_records_between_again()
         assert ledgers.read(0, offset) is None
     assert count(ledgers, 0, 9) and count(ledgers, 0, 10)
     save(ledgers)
-    assert table.data["p0"]["offset"] == 4 and table.data["p0"]["counted"] == [9, 10], "5, 6, 8 pending"
+    assert stored(table, "p0")["offset"] == 4 and stored(table, "p0")["counted"] == [9, 10], "5, 6, 8 pending"
     assert all(count(ledgers, 0, offset) for offset in (5, 6, 8))
     assert ledgers.read(0, 11) is None and count(ledgers, 0, 11)
     save(ledgers)
-    assert table.data["p0"]["offset"] == 11 and table.data["p0"]["counted"] == []
-    assert table.data["p0"]["collectors"]["c"]["posted"] == 11
+    assert stored(table, "p0")["offset"] == 11 and stored(table, "p0")["counted"] == []
+    assert stored(table, "p0")["collectors"]["c"]["posted"] == 11
 
 
 def test_a_new_ledger_reads_its_partition_from_the_start() -> None:
