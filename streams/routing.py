@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from schemas.collectors import Collector, CollectorsDocument
+from streams.operators import Stage
 from streams.workflows import Step, Steps, compile_nodes, random_sample_step
 
 ModelKey = tuple[str, str, str]
@@ -32,14 +33,21 @@ class CompiledCollector:
     Collector ids are unique within an app, so this is unique in a deployment: it keys routing, the queue
     topic, the ledger, sampling decisions and the input ids posted.
     """
+    active: bool = field(init=False)
+    version_id: str | None = field(init=False)
+    """The source's model version, None for any."""
+    caller_id: str | None = field(init=False)
+    """The source's caller, None for any."""
 
     def __post_init__(self) -> None:
-        destination = self.spec.destination
-        object.__setattr__(self, "id", f"{destination.user_id}/{destination.app_id}/{self.spec.id}")
-
-    @property
-    def active(self) -> bool:
-        return self.spec.status == "active"
+        # Read once here, not through the pydantic spec on every event: with 1,000 collectors those
+        # attribute chains over a thousand objects cost the hot path measurably (docs/PERFORMANCE.md).
+        spec = self.spec
+        destination = spec.destination
+        object.__setattr__(self, "id", f"{destination.user_id}/{destination.app_id}/{spec.id}")
+        object.__setattr__(self, "active", spec.status == "active")
+        object.__setattr__(self, "version_id", spec.source.model_version_id)
+        object.__setattr__(self, "caller_id", spec.source.caller_user_id)
 
     @property
     def paused_by_error(self) -> bool:
@@ -55,25 +63,52 @@ class CompiledCollector:
 
     def watches(self, version_id: str | None, caller_id: str | None) -> bool:
         """Whether an event of the indexed model, with this version and caller, is this collector's."""
-        source = self.spec.source
-        if source.model_version_id is not None and source.model_version_id != version_id:
+        if self.version_id is not None and self.version_id != version_id:
             return False
-        return source.caller_user_id is None or source.caller_user_id == caller_id
+        return self.caller_id is None or self.caller_id == caller_id
 
 
-def compile_collector(collector: Collector, workflows: Mapping[str, Any], key: str) -> CompiledCollector:
-    """Compile a collector's steps; raise ``WorkflowError`` naming what is wrong."""
+CompiledWorkflows = dict[tuple[int, Stage], tuple[Step, ...]]
+"""Compiled workflows by (``id()`` of the workflow object, stage): what collectors of one build share."""
+
+
+def _compiled(workflow: Any, stage: Stage, collector_id: str, shared: CompiledWorkflows | None) -> tuple[Step, ...]:
+    """A workflow's steps for a stage, compiled once per build when ``shared`` is given.
+
+    Compiled steps depend on the workflow alone (operators are built from their parameters; the collector
+    comes with each candidate), so collectors naming one workflow run the same steps. With 1,000 collectors
+    over 10 workflows, one copy instead of 1,000 kept the offline selection ~10 us/event faster (fewer
+    objects for the hot path to touch). A workflow that fails is not kept: each collector naming it fails
+    with its own name in the message.
+    """
+    if shared is None:
+        return compile_nodes(workflow.nodes, stage=stage, collector_id=collector_id, workflow_id=workflow.id)
+    key = (id(workflow), stage)
+    steps = shared.get(key)
+    if steps is None:
+        steps = shared[key] = compile_nodes(
+            workflow.nodes, stage=stage, collector_id=collector_id, workflow_id=workflow.id
+        )
+    return steps
+
+
+def compile_collector(
+    collector: Collector, workflows: Mapping[str, Any], key: str, *, shared: CompiledWorkflows | None = None
+) -> CompiledCollector:
+    """Compile a collector's steps; raise ``WorkflowError`` naming what is wrong.
+
+    ``shared``: workflows compiled for earlier collectors of the same build (the ``workflows`` objects must
+    stay alive while it is used: it is keyed by their ``id()``).
+    """
     pre: list[Step] = []
     if collector.pre_queue_random_sample is not None:
         pre.append(random_sample_step(collector.pre_queue_random_sample))
     if collector.pre_queue_workflow_id is not None:
-        workflow = workflows[collector.pre_queue_workflow_id]
-        pre.extend(compile_nodes(workflow.nodes, stage="pre", collector_id=collector.id, workflow_id=workflow.id))
+        pre.extend(_compiled(workflows[collector.pre_queue_workflow_id], "pre", collector.id, shared))
     first_stateful = next((i for i, step in enumerate(pre) if step.stateful), len(pre))
     after = pre[first_stateful:]
     if collector.post_queue_workflow_id is not None:
-        workflow = workflows[collector.post_queue_workflow_id]
-        after.extend(compile_nodes(workflow.nodes, stage="post", collector_id=collector.id, workflow_id=workflow.id))
+        after.extend(_compiled(workflows[collector.post_queue_workflow_id], "post", collector.id, shared))
     return CompiledCollector(
         spec=collector, key=key, pre_queue=Steps(tuple(pre[:first_stateful])), after_queue=Steps(tuple(after))
     )
@@ -112,4 +147,5 @@ class CollectorIndex:
 def build_index(document: CollectorsDocument, keys: Mapping[str, str]) -> CollectorIndex:
     """Compile every collector of a document, with keys resolved by collector id."""
     workflows = {workflow.id: workflow for workflow in document.workflows}
-    return CollectorIndex(compile_collector(c, workflows, keys[c.id]) for c in document.collectors)
+    shared: CompiledWorkflows = {}
+    return CollectorIndex(compile_collector(c, workflows, keys[c.id], shared=shared) for c in document.collectors)

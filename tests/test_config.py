@@ -8,6 +8,8 @@ import pytest
 import yaml
 
 from streams.config import ConfigError, load_index, read_document
+from streams.ledger import Ledger
+from streams.selection import select
 from streams.workflows import WorkflowError
 
 SOURCE = {"model_user_id": "clarifai", "model_app_id": "main", "model_id": "m"}
@@ -78,3 +80,45 @@ def test_unreadable_and_invalid_yaml(tmp_path: Path) -> None:
     bad.write_text("collectors: [\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="not valid YAML"):
         read_document(bad)
+
+
+def test_collectors_naming_one_workflow_share_its_steps_but_decide_for_themselves(tmp_path: Path) -> None:
+    """A workflow is compiled once per load; each collector's decisions stay its own (sampling is per
+    collector), and a workflow that fails names each collector that uses it."""
+    sample = {"id": "half", "nodes": [{"operator": "random_sample", "keep_fraction": 0.5}]}
+    other = {"id": "other", "nodes": [{"operator": "random_sample", "keep_fraction": 0.5}]}
+    document = {
+        "collectors": [
+            _collector(id="c1", pre_queue_workflow_id="half"),
+            _collector(id="c2", pre_queue_workflow_id="half"),
+            _collector(id="c3", pre_queue_workflow_id="other"),
+        ],
+        "workflows": [sample, other],
+    }
+    index = load_index(_write(tmp_path, document))
+    c1, c2, c3 = (index.get(f"u/a/{name}") for name in ("c1", "c2", "c3"))
+    assert c1 is not None and c2 is not None and c3 is not None
+    assert c1.pre_queue.steps[0] is c2.pre_queue.steps[0]
+    assert c1.pre_queue.steps[0] is not c3.pre_queue.steps[0]
+
+    kept: dict[str, set[str]] = {"u/a/c1": set(), "u/a/c2": set()}
+    for number in range(200):
+        event = {
+            "id": f"e{number}",
+            "output": {
+                "model": {"user_id": "clarifai", "app_id": "main", "id": "m"},
+                "input": {"id": f"i{number}", "data": {"image": {"url": "https://example.com/x.jpg"}}},
+                "data": {"concepts": []},
+            },
+        }
+        queued, _ = select(event, index, Ledger())
+        for collector, _record in queued:
+            if collector.id in kept:
+                kept[collector.id].add(event["id"])
+    assert 60 < len(kept["u/a/c1"]) < 140 and 60 < len(kept["u/a/c2"]) < 140
+    assert kept["u/a/c1"] != kept["u/a/c2"]
+
+    broken = {"id": "half", "nodes": [{"operator": "random_sample"}]}
+    document = {**document, "workflows": [broken, other]}
+    with pytest.raises(WorkflowError, match="collector 'c1', workflow 'half'"):
+        load_index(_write(tmp_path, document))

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from schemas.collectors import Workflow
 from schemas.management import StoredCollector, StoredWorkflow
-from streams.routing import CompiledCollector, compile_collector
+from streams.routing import CompiledCollector, CompiledWorkflows, compile_collector
 from streams.workflows import WorkflowError
 
 
@@ -33,12 +33,13 @@ def compile_stored(
         except ValidationError as exc:
             errors[key] = f"stored document is invalid: {exc.errors()[0]['msg']}"
     compiled: list[CompiledCollector] = []
+    shared: CompiledWorkflows = {}
     for stored in collectors:
         spec = stored.collector
         qualified = f"{stored.user_id}/{stored.app_id}/{spec.id}"
         key = spec.destination.key.get_secret_value() if spec.destination.key is not None else ""
         try:
-            collector = compile_collector(spec, workflows[(stored.user_id, stored.app_id)], key)
+            collector = compile_collector(spec, workflows[(stored.user_id, stored.app_id)], key, shared=shared)
         except (KeyError, WorkflowError) as exc:
             errors[qualified] = f"cannot run: {exc}"
             continue
