@@ -62,8 +62,14 @@ class Ledger:
         building :meth:`snapshot` and encoding it with Faust's JSON codec took ~250 µs, once per partition
         and batch (docs/PERFORMANCE.md).
         """
-        document = {"events": self.events, "collectors": self.collectors, "offset": self.offset}
-        return orjson.dumps({**document, "counted": sorted(self.counted)})
+        return orjson.dumps(
+            {
+                "events": self.events,
+                "collectors": self.collectors,
+                "offset": self.offset,
+                "counted": sorted(self.counted),
+            }
+        )
 
     def was_counted(self, offset: int) -> bool:
         """Whether the record at ``offset`` of this ledger's partition has been counted."""

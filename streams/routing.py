@@ -72,8 +72,8 @@ CompiledWorkflows = dict[tuple[int, Stage], tuple[Step, ...]]
 """Compiled workflows by (``id()`` of the workflow object, stage): what collectors of one build share."""
 
 
-def _compiled(workflow: Any, stage: Stage, collector_id: str, shared: CompiledWorkflows | None) -> tuple[Step, ...]:
-    """A workflow's steps for a stage, compiled once per build when ``shared`` is given.
+def _compiled(workflow: Any, stage: Stage, collector_id: str, shared: CompiledWorkflows) -> tuple[Step, ...]:
+    """A workflow's steps for a stage, compiled once per ``shared``.
 
     Compiled steps depend on the workflow alone (operators are built from their parameters; the collector
     comes with each candidate), so collectors naming one workflow run the same steps. With 1,000 collectors
@@ -81,8 +81,6 @@ def _compiled(workflow: Any, stage: Stage, collector_id: str, shared: CompiledWo
     objects for the hot path to touch). A workflow that fails is not kept: each collector naming it fails
     with its own name in the message.
     """
-    if shared is None:
-        return compile_nodes(workflow.nodes, stage=stage, collector_id=collector_id, workflow_id=workflow.id)
     key = (id(workflow), stage)
     steps = shared.get(key)
     if steps is None:
@@ -100,6 +98,7 @@ def compile_collector(
     ``shared``: workflows compiled for earlier collectors of the same build (the ``workflows`` objects must
     stay alive while it is used: it is keyed by their ``id()``).
     """
+    shared = {} if shared is None else shared
     pre: list[Step] = []
     if collector.pre_queue_random_sample is not None:
         pre.append(random_sample_step(collector.pre_queue_random_sample))
