@@ -10,7 +10,7 @@ from streams.agents import register_agents
 from streams.control.topic import ControlReader, ControlWriter
 from streams.delivery.poster import Poster, RetryPolicy
 from streams.faust_consumer import App
-from streams.faust_tuning import THROUGHPUT_SETTINGS, QuietMonitor, RawSchema
+from streams.faust_tuning import THROUGHPUT_SETTINGS, QuietMonitor, RawSchema, tune_gc
 from streams.routing import CompiledCollector
 from streams.runtime import Runtime
 from streams.settings import WorkerSettings
@@ -70,6 +70,7 @@ def create_app(settings: WorkerSettings, static: Sequence[CompiledCollector] = (
         await control.ready.wait()
         await writer.start()
         runtime.control_writer = writer
+        tune_gc(settings.gc_young_threshold)
         runtime.ready.set()
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]

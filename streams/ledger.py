@@ -41,6 +41,7 @@ class Ledger:
     def __init__(self) -> None:
         self.events: Counter[str] = Counter()
         self.collectors: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.totals: Counter[str] = Counter()  # the collectors' funnels summed: read without the funnels
         self.offset = -1
         self.counted: set[int] = set()
 
@@ -66,6 +67,7 @@ class Ledger:
             {
                 "events": self.events,
                 "collectors": self.collectors,
+                "totals": self.totals,
                 "offset": self.offset,
                 "counted": sorted(self.counted),
             }
@@ -81,21 +83,32 @@ class Ledger:
             self.offset = offset
             self.counted = {o for o in self.counted if o > offset}
 
-    def merge_json(self, document: bytes | dict[str, Any] | None) -> None:
+    def merge_json(self, document: bytes | dict[str, Any] | None, *, funnels: bool = True) -> None:
         """Add the counts of a ledger document (as :meth:`to_bytes` or :meth:`snapshot` wrote it); which
-        offsets it counted is not read."""
+        offsets it counted is not read. Without ``funnels``, only the events and the totals are added:
+        a summary that costs the same with 1,000 collectors as with 10."""
         document = _decoded(document)
-        if document:
-            self.events.update(document.get("events") or {})
-            for cid, counts in (document.get("collectors") or {}).items():
+        if not document:
+            return
+        self.events.update(document.get("events") or {})
+        collectors: dict[str, dict[str, int]] = document.get("collectors") or {}
+        totals = document.get("totals")
+        if totals is None:  # written before ledgers kept totals: sum the funnels
+            totals = Counter()
+            for counts in collectors.values():
+                totals.update(counts)
+        self.totals.update(totals)
+        if funnels:
+            for cid, counts in collectors.items():
                 self.collectors[cid].update(counts)
 
     def count(self, collector_id: str, outcome: str, n: int = 1) -> None:
         self.collectors[collector_id][outcome] += n
+        self.totals[outcome] += n
 
     def filtered(self, collector_id: str, label: str, *, post_queue: bool = False) -> None:
         """Count an event stopped by the step ``label`` (of the pre-queue or the post-queue workflow)."""
-        self.collectors[collector_id][(POST_FILTERED_PREFIX if post_queue else FILTERED_PREFIX) + label] += 1
+        self.count(collector_id, (POST_FILTERED_PREFIX if post_queue else FILTERED_PREFIX) + label)
 
     def pending(self) -> int:
         """Queue records whose outcome (posted, duplicate, dead-lettered, dropped, filtered) is not known yet.
@@ -103,16 +116,15 @@ class Ledger:
         Records re-queued when a prediction was processed again after a crash count too: each queue record
         has exactly one outcome.
         """
-        waiting = 0
-        for counts in self.collectors.values():
-            done = sum(counts[k] for k in (POSTED, DUPLICATE, DEAD_LETTERED, DROPPED))
-            done += sum(n for k, n in counts.items() if k.startswith(POST_FILTERED_PREFIX))
-            waiting += counts[QUEUED] + counts[REQUEUED] - done
-        return waiting
+        totals = self.totals
+        done = sum(totals[k] for k in (POSTED, DUPLICATE, DEAD_LETTERED, DROPPED))
+        done += sum(n for k, n in totals.items() if k.startswith(POST_FILTERED_PREFIX))
+        return totals[QUEUED] + totals[REQUEUED] - done
 
-    def snapshot(self) -> dict[str, Any]:
-        """A JSON-ready copy: ``{"events": {...}, "collectors": {id: {outcome: n}}}``."""
-        return {
-            "events": dict(self.events),
-            "collectors": {cid: dict(counts) for cid, counts in sorted(self.collectors.items())},
-        }
+    def snapshot(self, *, funnels: bool = True) -> dict[str, Any]:
+        """A JSON-ready copy: ``{"events": {...}, "totals": {outcome: n}, "collectors": {id: {outcome: n}}}``
+        (without ``collectors`` when not ``funnels``)."""
+        snapshot: dict[str, Any] = {"events": dict(self.events), "totals": dict(self.totals)}
+        if funnels:
+            snapshot["collectors"] = {cid: dict(counts) for cid, counts in sorted(self.collectors.items())}
+        return snapshot

@@ -133,30 +133,32 @@ def start_worker(
     return Service(process, url, log)
 
 
-def worker_stats(worker: Service) -> dict[str, Any]:
-    """The worker's ledger, as ``/collectors/stats/`` serves it."""
-    stats: dict[str, Any] = get_json(f"{worker.url}/collectors/stats/")
+def worker_stats(worker: Service, *, funnels: bool = True) -> dict[str, Any]:
+    """The worker's ledger, as ``/collectors/stats/`` serves it (without the collectors' funnels unless
+    ``funnels``)."""
+    query = "" if funnels else "?funnels=false"
+    stats: dict[str, Any] = get_json(f"{worker.url}/collectors/stats/{query}")
     return stats
 
 
-def combined_ledger(workers: list[Service]) -> Ledger:
+def combined_ledger(workers: list[Service], *, funnels: bool = True) -> Ledger:
     """The ledgers of all workers summed: together they hold every partition once."""
     total = Ledger()
     for worker in workers:
-        total.merge_json(worker_stats(worker))
+        total.merge_json(worker_stats(worker, funnels=funnels), funnels=funnels)
     return total
 
 
 def wait_settled(workers: list[Service], *, events: int, timeout_s: float) -> dict[str, Any]:
     """Wait until the workers together counted ``events`` events and every queued input has an outcome;
-    return the combined ledger's snapshot."""
+    return the combined ledger's snapshot. Polls the summary (no funnels), then reads the funnels once."""
     deadline = time.monotonic() + timeout_s
     total = Ledger()
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError):
-            total = combined_ledger(workers)
+            total = combined_ledger(workers, funnels=False)
             if total.events.get("events", 0) >= events and total.pending() == 0:
-                return total.snapshot()
+                return combined_ledger(workers).snapshot()
         time.sleep(0.3)
     states = []
     for worker in workers:

@@ -69,8 +69,9 @@ class Runtime:
             await self.control_writer.put(key, updated)
         self.rebuild()
 
-    def totals(self, active: set[tuple[str, int]]) -> Ledger:
-        """The ledgers of the partitions this worker holds as active (of ``(topic, partition)`` pairs), summed.
+    def totals(self, active: set[tuple[str, int]], *, funnels: bool = True) -> Ledger:
+        """The ledgers of the partitions this worker holds as active (of ``(topic, partition)`` pairs), summed
+        (without the collectors' funnels unless ``funnels``).
 
         Standby copies and partitions given away in a rebalance are left out, so the workers' totals add up
         to the group's.
@@ -80,5 +81,5 @@ class Runtime:
             table = self.tables[stage]
             for key, value in table.items():
                 if (topic, int(key.removeprefix("p"))) in active:
-                    total.merge_json(value)
+                    total.merge_json(value, funnels=funnels)
         return total

@@ -45,4 +45,10 @@ class WorkerSettings(BaseSettings):
     max_event_depth: int = Field(default=32, ge=4)
     http_timeout_s: float = Field(default=10.0, gt=0)
     retry_max_backoff_s: float = Field(default=30.0, gt=0)
+    gc_young_threshold: int = Field(
+        default=50_000,
+        ge=0,
+        description="Objects allocated (net) between young-generation garbage collections; Python's default is"
+        " 700, 0 keeps it. Once the worker is ready, what it loaded is also frozen out of full collections.",
+    )
     log_level: str = "warning"

@@ -17,8 +17,12 @@ def register_views(app: faust.App, runtime: Runtime) -> None:
     @app.page("/collectors/stats/")
     class Stats(View):
         async def get(self, request: Request) -> Response:
-            totals = runtime.totals({(tp.topic, tp.partition) for tp in app.assignor.assigned_actives()})
-            snapshot: dict[str, Any] = totals.snapshot()
+            """The ledgers summed; ``?funnels=false`` leaves out the per-collector funnels (events, totals and
+            pending only: cheap to poll with many collectors)."""
+            funnels = request.query.get("funnels", "true").lower() != "false"
+            active = {(tp.topic, tp.partition) for tp in app.assignor.assigned_actives()}
+            totals = runtime.totals(active, funnels=funnels)
+            snapshot: dict[str, Any] = totals.snapshot(funnels=funnels)
             snapshot["pending"] = totals.pending()
             snapshot["ready"] = runtime.ready.is_set()
             snapshot["last_errors"] = dict(runtime.last_errors)

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from streams.localkafka.broker import LocalKafka
-from streams.localstack import wait_settled
+from streams.localstack import wait_settled, worker_stats
 from streams.operations.commands import stats_command
 from streams.operations.errors import EXIT_UNREACHABLE
 from streams.samples.generate import events
@@ -34,22 +34,25 @@ async def test_stats_from_changelogs_equal_the_workers_endpoint(
     from_kafka: dict[str, object] = {}
     for _ in range(50):  # the changelog holds each batch's ledger once the producer flushed it
         from_kafka = await invoke_json(stats_command, broker)
-        if {k: from_kafka[k] for k in ("events", "collectors")} == settled:
+        if {k: from_kafka[k] for k in ("events", "totals", "collectors")} == settled:
             break
         await asyncio.sleep(0.2)
-    assert {k: from_kafka[k] for k in ("events", "collectors")} == settled
+    assert {k: from_kafka[k] for k in ("events", "totals", "collectors")} == settled
     assert from_kafka["missing_topics"] == []
     assert (from_kafka["balanced"], from_kafka["pending"], from_kafka["problems"]) == (True, 0, [])
     assert settled["events"]["events"] == len(lines)
     assert sum(c.get("posted", 0) for c in settled["collectors"].values()) == len(destination.input_ids("ann", "pets"))
 
     from_worker = await invoke_json(stats_command, ["--worker", worker.url])
-    assert {k: from_worker[k] for k in ("events", "collectors")} == settled
+    assert {k: from_worker[k] for k in ("events", "totals", "collectors")} == settled
+    summary = worker_stats(worker, funnels=False)
+    assert "collectors" not in summary
+    assert (summary["events"], summary["totals"], summary["pending"]) == (settled["events"], settled["totals"], 0)
 
     # Workers stopped: the changelog still holds the ledger.
     worker.stop()
     again = await invoke_json(stats_command, broker)
-    assert {k: again[k] for k in ("events", "collectors")} == settled
+    assert {k: again[k] for k in ("events", "totals", "collectors")} == settled
 
     table = await invoke(stats_command, broker)
     assert table.exit_code == 0, table.output
