@@ -37,6 +37,7 @@ def create_app(settings: WorkerSettings, static: Sequence[CompiledCollector] = (
         web_port=settings.web_port,
         web_in_thread=False,
         Monitor=QuietMonitor,
+        stream_buffer_maxsize=settings.stream_buffer_maxsize,
         **THROUGHPUT_SETTINGS,
     )
     runtime = Runtime(

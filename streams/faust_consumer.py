@@ -67,6 +67,24 @@ class Consumer(AIOKafkaConsumer):
         self.stop_flow()
         await super().perform_seek()
 
+    def hold_partitions(self, tps: set[Any]) -> None:
+        """Stop fetching ``tps`` (an agent holds as much as it may), still delivering what was fetched.
+
+        Faust's ``pause_partitions`` alone makes the drain loop skip the records of a paused partition that
+        were already fetched, though the read position is past them: they are lost until the next seek (a
+        fault test lost 950 queue records so). Partitions over their buffer's pressure limit are kept out of
+        the fetch the same way, and their fetched records delivered: ``_buffered_partitions``.
+        """
+        self.pause_partitions(tps)
+        self._buffered_partitions.update(tps)
+
+    def release_partitions(self, tps: set[Any]) -> None:
+        """Fetch again what :meth:`hold_partitions` held (those still assigned; not during a rebalance, whose
+        recovery resumes every assigned partition itself)."""
+        self._buffered_partitions.difference_update(tps)
+        if not self.app.rebalancing:
+            self.resume_partitions(tps & self.assignment())
+
     async def _deliver(self, message: Any) -> None:
         """Deliver one message, without a task unless the delivery suspends; while a rebalance and its
         recovery are under way, Faust's way (a task raced against suspended flow), which its rebalance

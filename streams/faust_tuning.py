@@ -17,12 +17,16 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 from faust.sensors.monitor import Monitor
 
+from streams.faust_consumer import Consumer
 from streams.producing import bootstrap_address
 
 
 @functools.lru_cache(maxsize=8192)
 def _partition_index(key: bytes, count: int) -> int:
     return cast(int, murmur2(key) & 0x7FFFFFFF) % count
+
+
+_KEYLESS = DefaultPartitioner()  # a random available partition: nothing to remember
 
 
 def keyed_partition(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
@@ -33,7 +37,7 @@ def keyed_partition(key: bytes | None, all_partitions: list[int], available: lis
     producer land where the worker's do.
     """
     if key is None:
-        return cast(int, DefaultPartitioner()(key, all_partitions, available))
+        return cast(int, _KEYLESS(key, all_partitions, available))
     return all_partitions[_partition_index(key, len(all_partitions))]
 
 
@@ -41,8 +45,6 @@ THROUGHPUT_SETTINGS: dict[str, Any] = {
     # Bigger fetches and polls: fewer round trips per record.
     "broker_max_poll_records": 5000,
     "consumer_max_fetch_size": 8 * 1024 * 1024,
-    # Buffer a poll's worth of records per stream instead of throttling at 4096.
-    "stream_buffer_maxsize": 20_000,
     # Batch produced records (queue, dead letters, changelogs) for 20 ms, up to 1 MB a batch.
     "producer_linger": 0.02,
     "producer_max_batch_size": 1024 * 1024,
@@ -150,6 +152,30 @@ class EventReader:
         self._channel = cast(faust.ChannelT[Any], aiter(stream.channel))
         self._unacked = self.app.consumer.unacked
         self._acking_topics = self.app.topics.acking_topics
+        self._topics: set[str] = set(getattr(stream.channel, "topics", None) or ())  # the topics it reads
+        self._paused: set[Any] = set()
+
+    def pause_fetching(self) -> None:
+        """Stop fetching this agent's partitions (it holds as much as it may); what was fetched still comes.
+
+        The agents share Faust's one drain loop: once this agent's buffer is full, delivering its next record
+        waits, and every other agent's records wait behind it. Held out of the fetch, this agent's partitions
+        wait in Kafka and the other agents read on. Not during a rebalance: Faust pauses and resumes every
+        partition itself then.
+        """
+        if self.app.rebalancing:
+            return
+        consumer: Consumer = cast(Consumer, self.app.consumer)
+        mine = {tp for tp in consumer.assignment() if tp.topic in self._topics} - self._paused
+        if mine:
+            consumer.hold_partitions(mine)
+            self._paused |= mine
+
+    def resume_fetching(self) -> None:
+        """Fetch again the partitions :meth:`pause_fetching` held."""
+        paused, self._paused = self._paused, set()
+        if paused:
+            cast(Consumer, self.app.consumer).release_partitions(paused)
 
     @property
     def generation(self) -> int:
@@ -251,9 +277,8 @@ class EventReader:
         """The records of partition ``tp`` from ``start`` up to (not including) ``until``, read with a
         consumer of their own (Faust's consumer drops records below its read position after a seek, so
         seeking it back does not bring them). Their offsets are below the committed one: nothing to ack."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_address(str(self.app.conf.broker[0]).rstrip("/")), enable_auto_commit=False
-        )
+        servers = [bootstrap_address(str(url).rstrip("/")) for url in self.app.conf.broker]  # every one given
+        consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
         await consumer.start()
         try:
             partition = TopicPartition(tp.topic, tp.partition)

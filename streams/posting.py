@@ -129,18 +129,20 @@ class Posting:
 
     async def _dispatch(self, now: float) -> None:
         """Start the requests that are due, while fewer than ``post_concurrency`` are in flight; while more
-        than ``max_held`` records are held and none can start, wait for one to finish (reading waits)."""
+        than ``max_held`` records are held and none can start, wait for one to finish (reading waits, and the
+        queue's partitions are not fetched: the queue waits in Kafka, and the predictions are read on)."""
         while True:
             self._collect()
             free = self.concurrency - len(self.in_flight)
             if free <= 0:
                 if len(self.batcher) <= self.batcher.rules.max_held:
-                    return
+                    break
+                self.reader.pause_fetching()
                 await asyncio.wait(self.in_flight, return_when=asyncio.FIRST_COMPLETED)
                 continue
             batches = self.batcher.due(now, limit=free)
-            if not batches:
-                return
+            if not batches:  # with more than max_held held, some are due
+                break
             for key, items in batches:
                 survivors = await self._judge(key, items, now)
                 if survivors:
@@ -148,6 +150,7 @@ class Posting:
                     task = asyncio.create_task(self._post(key, survivors))
                     task.add_done_callback(lambda _task: self.wake.set())
                     self.in_flight.add(task)
+        self.reader.resume_fetching()
 
     async def _judge(self, key: DestinationKey, items: list[Held], now: float) -> list[Held]:
         """The records of a due batch that go out in it: the steps after the queue run here; records of a

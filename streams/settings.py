@@ -28,6 +28,11 @@ class WorkerSettings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     data_dir: Path = Path(".collectors/worker")
+    stream_buffer_maxsize: int = Field(
+        default=20_000,
+        ge=1,
+        description="Records Faust buffers per agent (Faust's default 4096 throttled a poll's worth of records).",
+    )
     select_batch_size: int = Field(default=1000, ge=1)
     select_batch_within_s: float = Field(default=0.05, gt=0)
     post_batch_size: int = Field(

@@ -63,7 +63,11 @@ def wait_for(condition: Callable[[], bool], *, timeout_s: float, what: str) -> N
 
 
 def posted_so_far(workers: list[Service]) -> int:
-    return sum(c.get(outcome.POSTED, 0) for c in combined_ledger(workers).collectors.values())
+    return int(combined_ledger(workers, funnels=False).totals.get(outcome.POSTED, 0))
+
+
+def events_read(workers: list[Service]) -> int:
+    return int(combined_ledger(workers, funnels=False).events.get(outcome.EVENTS, 0))
 
 
 def assert_exactly_once(destination: Destination, expected: set[str]) -> None:

@@ -7,12 +7,13 @@ import time
 import pytest
 
 from streams.localkafka.broker import LocalKafka
-from streams.localstack import wait_settled
+from streams.localstack import get_json, wait_settled
 from tests.faults.conftest import (
     SLOW_POSTING,
     assert_balanced,
     assert_exactly_once,
     event_lines,
+    events_read,
     expected_ids,
     fault_config,
     posted_so_far,
@@ -91,14 +92,27 @@ async def test_broker_stopped_and_restarted_mid_stream(
 async def test_destination_down_for_30_seconds(
     tmp_path, faulty_destination, topic_factory, producer_factory, worker_factory
 ) -> None:
+    """Nothing is lost while the destination is down, and selection goes on: the posting agent holds what it
+    may, the queue waits in Kafka (its partitions paused), predictions that arrive meanwhile are selected."""
     destination, key = faulty_destination
     config = fault_config(tmp_path, destination.url)
-    lines = event_lines(2000, seed=34)
-    await producer_factory(await topic_factory("predictions"), lines)
+    lines = event_lines(4000, seed=34)
+    predictions = await topic_factory("predictions")
+    await producer_factory(predictions, lines[:2000])
     await set_faults(destination, down=True)
-    worker = worker_factory(config, env={"TEST_PETS_KEY": key, **SLOW_POSTING})
+    # Small buffers: the posting agent reaches its limit at once, and a full agent buffer would stall the
+    # drain loop all agents share (it did, before the queue's partitions were paused).
+    small = {"COLLECTORS_POST_MAX_HELD": "64", "COLLECTORS_STREAM_BUFFER_MAXSIZE": "200"}
+    worker = worker_factory(config, env={"TEST_PETS_KEY": key, **SLOW_POSTING, **small})
 
-    time.sleep(30)
+    started = time.monotonic()
+    wait_for(lambda: events_read([worker]) == 2000, timeout_s=30, what="the first events selected")
+    time.sleep(3)  # their queue records reach the posting agent, which holds what it may
+    await producer_factory(predictions, lines[2000:])
+    wait_for(lambda: events_read([worker]) == len(lines), timeout_s=30, what="events selected while down")
+    queue = {name: p for name, p in get_json(f"{worker.url}/collectors/partitions/").items() if "-queue:" in name}
+    assert any(p["end"] for p in queue.values()) and all(p["paused"] for p in queue.values()), queue
+    time.sleep(max(0.0, 30 - (time.monotonic() - started)))
     assert destination.input_ids("ann", "pets") == [], "nothing reaches a destination that is down"
     assert posted_so_far([worker]) == 0
     await set_faults(destination)
