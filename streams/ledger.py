@@ -102,13 +102,21 @@ class Ledger:
             for cid, counts in collectors.items():
                 self.collectors[cid].update(counts)
 
+    def judged(self, collector_id: str, outcome: str) -> None:
+        """A collector saw an event, and this was its outcome: both counted in one call (the hot path)."""
+        funnel, totals = self.collectors[collector_id], self.totals
+        funnel[SEEN] += 1
+        funnel[outcome] += 1
+        totals[SEEN] += 1
+        totals[outcome] += 1
+
     def count(self, collector_id: str, outcome: str, n: int = 1) -> None:
         self.collectors[collector_id][outcome] += n
         self.totals[outcome] += n
 
-    def filtered(self, collector_id: str, label: str, *, post_queue: bool = False) -> None:
-        """Count an event stopped by the step ``label`` (of the pre-queue or the post-queue workflow)."""
-        self.count(collector_id, (POST_FILTERED_PREFIX if post_queue else FILTERED_PREFIX) + label)
+    def filtered_after_queue(self, collector_id: str, label: str) -> None:
+        """Count a queue record stopped by the step ``label`` of the post-queue workflow."""
+        self.count(collector_id, POST_FILTERED_PREFIX + label)
 
     def pending(self) -> int:
         """Queue records whose outcome (posted, duplicate, dead-lettered, dropped, filtered) is not known yet.

@@ -39,21 +39,20 @@ def select(
     rejected: list[Rejection] = []
     for collector in matches:
         cid = collector.id
-        ledger.count(cid, outcome.SEEN)
         if not collector.active:
-            ledger.count(cid, outcome.PAUSED)
+            ledger.judged(cid, outcome.PAUSED)
             continue
         candidate = Candidate.of(cid, event)
         try:
             stopped_by = collector.pre_queue.run(candidate)
         except Exception as exc:  # an operator bug must not stop the worker: dead-letter the event
-            ledger.count(cid, outcome.OPERATOR_ERRORS)
+            ledger.judged(cid, outcome.OPERATOR_ERRORS)
             rejected.append(Rejection(cid, "operator_error", f"{type(exc).__name__}: {exc}"))
             continue
         if stopped_by is not None:
-            ledger.filtered(cid, stopped_by)
+            ledger.judged(cid, outcome.FILTERED_PREFIX + stopped_by)
             continue
-        ledger.count(cid, outcome.QUEUED)
+        ledger.judged(cid, outcome.QUEUED)
         queued.append((collector, queue_record(collector, event, candidate)))
     return queued, rejected
 
@@ -111,7 +110,7 @@ async def after_queue_passes(
         return True
     stopped_by = await collector.after_queue.run_async(after_queue_candidate(collector, record, state))
     if stopped_by is not None:
-        ledger.filtered(collector.id, stopped_by, post_queue=True)
+        ledger.filtered_after_queue(collector.id, stopped_by)
         return False
     return True
 

@@ -13,13 +13,11 @@ from streams.ledger import Ledger
 def counted() -> Ledger:
     ledger = Ledger()
     ledger.events[outcome.EVENTS] += 3
-    for cid in ("a", "b", "c"):
-        ledger.count(cid, outcome.SEEN)
-    ledger.filtered("a", "uncertain")
-    ledger.count("b", outcome.QUEUED)
-    ledger.count("c", outcome.QUEUED)
+    ledger.judged("a", outcome.FILTERED_PREFIX + "uncertain")
+    ledger.judged("b", outcome.QUEUED)
+    ledger.judged("c", outcome.QUEUED)
     ledger.count("b", outcome.POSTED)
-    ledger.filtered("c", "has_output", post_queue=True)
+    ledger.filtered_after_queue("c", "has_output")
     ledger.count("c", outcome.REQUEUED)
     return ledger
 
@@ -34,6 +32,8 @@ def summed(funnels: dict[str, Counter[str]]) -> Counter[str]:
 def test_totals_are_the_funnels_summed_and_give_pending() -> None:
     ledger = counted()
     assert ledger.totals == summed(ledger.collectors)
+    assert ledger.collectors["a"] == {"seen": 1, "out:uncertain": 1}
+    assert ledger.totals["seen"] == 3 and ledger.totals["queued"] == 2
     assert ledger.totals["out:uncertain"] == 1 and ledger.totals["post_out:has_output"] == 1
     assert ledger.pending() == 1  # queued 2 + re-queued 1 - posted 1 - filtered after the queue 1
 
