@@ -105,10 +105,10 @@ class Posting:
         await self._drain()
 
     def _wait_s(self) -> float | None:
-        """How long the next read may wait for events: until a batch is due or counted records are to be
-        saved (a finishing request sets ``wake``)."""
+        """How long the next read may wait for events: until a batch is due while a request can start, or
+        counted records are to be saved (a finishing request sets ``wake``)."""
         now = time.monotonic()
-        waits = [self.batcher.next_due_in(now)]
+        waits = [self.batcher.next_due_in(now)] if len(self.in_flight) < self.concurrency else []
         if self.finished:
             waits.append(max(0.0, self.saved_at + SAVE_EVERY_S - now))
         known = [wait for wait in waits if wait is not None]
@@ -128,20 +128,13 @@ class Posting:
             self.batcher.add(destination_key(collector), held, now)
 
     async def _dispatch(self, now: float) -> None:
-        """Start the requests that are due, while fewer than ``post_concurrency`` are in flight; while more
-        than ``max_held`` records are held and none can start, wait for one to finish (reading waits, and the
-        queue's partitions are not fetched: the queue waits in Kafka, and the predictions are read on)."""
-        while True:
-            self._collect()
-            free = self.concurrency - len(self.in_flight)
-            if free <= 0:
-                if len(self.batcher) <= self.batcher.rules.max_held:
-                    break
-                self.reader.pause_fetching()
-                await asyncio.wait(self.in_flight, return_when=asyncio.FIRST_COMPLETED)
-                continue
+        """Start the requests that are due, while fewer than ``post_concurrency`` are in flight. While more
+        than ``max_held`` records are held, the queue's partitions are not fetched: the queue waits in Kafka.
+        The agent still reads what was fetched before (so Faust's drain loop, which the selecting agent
+        shares, never waits on this agent's buffer): at most ``max_held`` plus one fetch and one buffer."""
+        while (free := self.concurrency - len(self._collect())) > 0:
             batches = self.batcher.due(now, limit=free)
-            if not batches:  # with more than max_held held, some are due
+            if not batches:
                 break
             for key, items in batches:
                 survivors = await self._judge(key, items, now)
@@ -150,7 +143,10 @@ class Posting:
                     task = asyncio.create_task(self._post(key, survivors))
                     task.add_done_callback(lambda _task: self.wake.set())
                     self.in_flight.add(task)
-        self.reader.resume_fetching()
+        if len(self.batcher) > self.batcher.rules.max_held:
+            self.reader.pause_fetching()
+        else:
+            self.reader.resume_fetching()
 
     async def _judge(self, key: DestinationKey, items: list[Held], now: float) -> list[Held]:
         """The records of a due batch that go out in it: the steps after the queue run here; records of a
@@ -292,11 +288,13 @@ class Posting:
             ledger.count(held.collector_id, outcome_name, n)
         self.finished.append(held.event)
 
-    def _collect(self) -> None:
-        """Forget finished requests; an unexpected error in one stops the agent (nothing is acknowledged)."""
+    def _collect(self) -> set[asyncio.Task[None]]:
+        """Forget finished requests (an unexpected error in one stops the agent: nothing is acknowledged);
+        the requests still in flight."""
         for task in [task for task in self.in_flight if task.done()]:
             self.in_flight.discard(task)
             task.result()
+        return self.in_flight
 
     async def _settle(self, *, now: bool = False) -> None:
         """Save the changed ledgers, then acknowledge the records counted in them (at most every

@@ -43,7 +43,7 @@ class WorkerSettings(BaseSettings):
         default=0.2, gt=0, description="How long a destination's held inputs wait to fill a batch, at most."
     )
     post_max_held: int = Field(
-        default=8192, ge=1, description="Queue records held for fuller batches, at most; beyond, reading waits."
+        default=8192, ge=1, description="Queue records held for fuller batches; beyond, the queue is not fetched."
     )
     post_concurrency: int = Field(default=4, ge=1, description="Requests in flight per worker, at most.")
     max_event_bytes: int = Field(default=1_048_576, ge=1024)
