@@ -165,7 +165,11 @@ def wait_settled(workers: list[Service], *, events: int, timeout_s: float) -> di
         with contextlib.suppress(OSError):
             stats = worker_stats(worker)
             partitions = get_json(f"{worker.url}/collectors/partitions/")
-            states.append({"poster": stats.get("poster"), "partitions": partitions})
+            tasks = get_json(f"{worker.url}/collectors/tasks/")["tasks"]
+            waiting = [t for t in tasks if any("/streams/" in frame for frame in t["at"])]  # this project's
+            states.append(
+                {"ready": stats.get("ready"), "poster": stats.get("poster"), "partitions": partitions, "tasks": waiting}
+            )
     raise TimeoutError(
         f"workers did not settle within {timeout_s:.0f}s; last ledger: {total.snapshot()}; workers: {states}"
     )

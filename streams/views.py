@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import faust
@@ -11,8 +12,8 @@ from streams.runtime import Runtime
 
 
 def register_views(app: faust.App, runtime: Runtime) -> None:
-    """Mount ``/collectors/stats/``, ``/collectors/partitions/``, ``/collectors/list/`` and
-    ``/collectors/healthz/``."""
+    """Mount ``/collectors/stats/``, ``/collectors/partitions/``, ``/collectors/list/``,
+    ``/collectors/tasks/`` and ``/collectors/healthz/``."""
 
     @app.page("/collectors/stats/")
     class Stats(View):
@@ -56,10 +57,33 @@ def register_views(app: faust.App, runtime: Runtime) -> None:
                 }
             )
 
+    @app.page("/collectors/tasks/")
+    class Tasks(View):
+        async def get(self, request: Request) -> Response:
+            """Every asyncio task of the worker and where it waits: what to read when a worker seems stuck."""
+            return self.json({"tasks": _task_stacks()})
+
     @app.page("/collectors/healthz/")
     class Health(View):
         async def get(self, request: Request) -> Response:
             return self.json({"status": "ok", "ready": runtime.ready.is_set()})
+
+
+def _task_stacks() -> list[dict[str, Any]]:
+    """Each task's name and the chain of coroutines it is suspended in, outermost first."""
+    stacks = []
+    for task in asyncio.all_tasks():
+        frames: list[str] = []
+        awaited: Any = task.get_coro()
+        while awaited is not None and len(frames) < 30:
+            if isinstance(awaited, asyncio.Task):  # awaiting another task: follow it
+                awaited = awaited.get_coro()
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+            if frame is not None:
+                frames.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+        stacks.append({"name": task.get_name(), "at": frames})
+    return sorted(stacks, key=lambda entry: entry["name"])
 
 
 async def _positions(app: faust.App, runtime: Runtime) -> dict[str, dict[str, int | bool | None]]:

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from streams.localkafka.broker import LocalKafka
-from streams.localstack import wait_settled, worker_stats
+from streams.localstack import get_json, wait_settled, worker_stats
 from streams.operations.commands import stats_command
 from streams.operations.errors import EXIT_UNREACHABLE
 from streams.samples.generate import events
@@ -45,6 +45,9 @@ async def test_stats_from_changelogs_equal_the_workers_endpoint(
 
     from_worker = await invoke_json(stats_command, ["--worker", worker.url])
     assert {k: from_worker[k] for k in ("events", "totals", "collectors")} == settled
+    tasks = get_json(f"{worker.url}/collectors/tasks/")["tasks"]  # where each task waits, for a stuck worker
+    chains = [task["at"] for task in tasks if any("faust_consumer.py" in frame for frame in task["at"])]
+    assert chains and chains[0][-1].endswith(" _drain_messages"), tasks  # followed into the drain loop
     summary = worker_stats(worker, funnels=False)
     assert "collectors" not in summary
     assert (summary["events"], summary["totals"], summary["pending"]) == (settled["events"], settled["totals"], 0)
