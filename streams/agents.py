@@ -20,7 +20,7 @@ from streams import ledger as outcome
 from streams.decoding import DecodeError, decode_event
 from streams.faust_tuning import EventReader
 from streams.ledger import Ledger
-from streams.posting import READ_WITHIN_S, Posting
+from streams.posting import READ_WITHIN_S, SAVE_EVERY_S, Posting
 from streams.queueing import QueueWriter
 from streams.runtime import Runtime
 from streams.selection import select
@@ -29,7 +29,6 @@ from streams.tables import PartitionLedgers
 log = logging.getLogger(__name__)
 
 DeadLetter = Callable[[bytes | None, bytes], Awaitable[None]]
-SELECT_SAVE_EVERY_S = 0.25  # the selecting agent saves its ledgers and acknowledges at most this often
 
 
 def register_agents(app: faust.App, runtime: Runtime, topics: dict[str, faust.TopicT]) -> None:
@@ -55,13 +54,13 @@ def register_agents(app: faust.App, runtime: Runtime, topics: dict[str, faust.To
 
         async def settle() -> None:
             """Save the ledgers that counted these events, then acknowledge them: at most every
-            ``SELECT_SAVE_EVERY_S``, not every batch (with 1,000 collectors a ledger is ~100 KB of changelog)."""
+            ``SAVE_EVERY_S``, not every batch (with 1,000 collectors a ledger is ~100 KB of changelog)."""
             nonlocal counted, saved_at
             await select_ledgers.save()
             reader.ack(counted)
             counted, saved_at = [], time.monotonic()
 
-        while (events := await reader.take(SELECT_SAVE_EVERY_S if counted else None)) is not None:
+        while (events := await reader.take(SAVE_EVERY_S if counted else None)) is not None:
             if counted and (not events or reader.generation != generation):  # idle, or a rebalance began
                 await settle()
             if reader.generation != generation:  # a rebalance: ledgers are read again from the table
@@ -73,7 +72,7 @@ def register_agents(app: faust.App, runtime: Runtime, topics: dict[str, faust.To
                     await select_record(record.message)
             await queue.send()
             counted.extend(events)
-            if counted and time.monotonic() - saved_at >= SELECT_SAVE_EVERY_S:
+            if counted and time.monotonic() - saved_at >= SAVE_EVERY_S:
                 await settle()
 
     async def select_record(message: Any) -> None:
