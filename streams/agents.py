@@ -8,7 +8,6 @@ processed again (its input id makes that harmless) but not counted twice.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,7 +19,7 @@ from streams import ledger as outcome
 from streams.decoding import DecodeError, decode_event
 from streams.faust_tuning import EventReader
 from streams.ledger import Ledger
-from streams.posting import READ_WITHIN_S, SAVE_EVERY_S, Posting
+from streams.posting import READ_WITHIN_S, Posting
 from streams.queueing import QueueWriter
 from streams.runtime import Runtime
 from streams.selection import select
@@ -49,20 +48,7 @@ def register_agents(app: faust.App, runtime: Runtime, topics: dict[str, faust.To
         reader = EventReader(stream, max_size=settings.select_batch_size, within_s=settings.select_batch_within_s)
         await runtime.ready.wait()
         generation = reader.generation
-        counted: list[Any] = []  # processed and counted, not yet saved and acknowledged
-        saved_at = time.monotonic()
-
-        async def settle() -> None:
-            """Save the ledgers that counted these events, then acknowledge them: at most every
-            ``SAVE_EVERY_S``, not every batch (with 1,000 collectors a ledger is ~100 KB of changelog)."""
-            nonlocal counted, saved_at
-            await select_ledgers.save()
-            reader.ack(counted)
-            counted, saved_at = [], time.monotonic()
-
-        while (events := await reader.take(SAVE_EVERY_S if counted else None)) is not None:
-            if counted and (not events or reader.generation != generation):  # idle, or a rebalance began
-                await settle()
+        while (events := await reader.take()) is not None:
             if reader.generation != generation:  # a rebalance: ledgers are read again from the table
                 select_ledgers.reset()
                 generation = reader.generation
@@ -71,9 +57,8 @@ def register_agents(app: faust.App, runtime: Runtime, topics: dict[str, faust.To
                 for record in await select_ledgers.take(event, reader.catch_up):
                     await select_record(record.message)
             await queue.send()
-            counted.extend(events)
-            if counted and time.monotonic() - saved_at >= SAVE_EVERY_S:
-                await settle()
+            await select_ledgers.save()
+            reader.ack(events)
 
     async def select_record(message: Any) -> None:
         ledger, fresh = select_ledgers.done(message.partition, message.offset)
