@@ -23,7 +23,7 @@ from bench.workload import DESTINATION_APP, DESTINATION_USER, KEY_ENV
 from streams.destination.store import Store
 from streams.localstack import (
     Service,
-    combined_ledger,
+    events_read,
     get_json,
     start_destination,
     start_worker,
@@ -52,7 +52,7 @@ class Stack:
     def events_read(self) -> int:
         """Events the workers have read so far (0 while a worker does not answer)."""
         with contextlib.suppress(OSError):
-            return int(combined_ledger(self.workers, funnels=False).events.get("events", 0))
+            return events_read(self.workers)
         return 0
 
     def wait_events(self, *, at_least: int, timeout_s: float) -> None:

@@ -149,6 +149,11 @@ def combined_ledger(workers: list[Service], *, funnels: bool = True) -> Ledger:
     return total
 
 
+def events_read(workers: list[Service]) -> int:
+    """Events the workers have read so far, from their stats summary."""
+    return int(combined_ledger(workers, funnels=False).events.get("events", 0))
+
+
 def wait_settled(workers: list[Service], *, events: int, timeout_s: float) -> dict[str, Any]:
     """Wait until the workers together counted ``events`` events and every queued input has an outcome;
     return the combined ledger's snapshot. Polls the summary (no funnels), then reads the funnels once."""

@@ -66,10 +66,6 @@ def posted_so_far(workers: list[Service]) -> int:
     return int(combined_ledger(workers, funnels=False).totals.get(outcome.POSTED, 0))
 
 
-def events_read(workers: list[Service]) -> int:
-    return int(combined_ledger(workers, funnels=False).events.get(outcome.EVENTS, 0))
-
-
 def assert_exactly_once(destination: Destination, expected: set[str]) -> None:
     stored = destination.input_ids("ann", "pets")
     assert len(stored) == len(set(stored)), "an input was stored twice"

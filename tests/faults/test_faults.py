@@ -7,13 +7,12 @@ import time
 import pytest
 
 from streams.localkafka.broker import LocalKafka
-from streams.localstack import get_json, wait_settled
+from streams.localstack import events_read, get_json, wait_settled
 from tests.faults.conftest import (
     SLOW_POSTING,
     assert_balanced,
     assert_exactly_once,
     event_lines,
-    events_read,
     expected_ids,
     fault_config,
     posted_so_far,
