@@ -40,6 +40,7 @@ def create_app(settings: WorkerSettings, static: Sequence[CompiledCollector] = (
         stream_buffer_maxsize=settings.stream_buffer_maxsize,
         **THROUGHPUT_SETTINGS,
     )
+    app.fetch_max_wait_ms = settings.fetch_max_wait_ms
     runtime = Runtime(
         settings=settings,
         poster=Poster(timeout_s=settings.http_timeout_s, retry=RetryPolicy(max_s=settings.retry_max_backoff_s)),

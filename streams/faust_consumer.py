@@ -29,10 +29,17 @@ from collections.abc import AsyncIterator, Coroutine
 from typing import Any, cast
 
 import faust
+from aiokafka.errors import ConsumerStoppedError
 from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.transport.drivers.aiokafka import Transport as AIOKafkaTransport
 from mode import Service, ServiceT
+
+DRAIN_WAIT_S = 0.05
+"""How long one poll of the drain loop waits for records. Faust's 1 s: a poll that began while the queue's
+partitions were held out (the posting agent at its limit) waited for new records of the others only, and the
+queue's records, fetched and waiting, were delivered up to a second after the partitions were released."""
 
 
 async def _drive(coro: Coroutine[Any, Any, Any], waiting_on: Any) -> Any:
@@ -57,8 +64,63 @@ async def _drive(coro: Coroutine[Any, Any, Any], waiting_on: Any) -> Any:
             return stop.value
 
 
+class ConsumerThread(AIOKafkaConsumerThread):
+    """Faust's aiokafka consumer thread, its fetch requests waiting ``App.fetch_max_wait_ms`` for data.
+
+    Faust fixes aiokafka's ``fetch_max_wait_ms`` at 1,500 ms, and aiokafka keeps one fetch request in flight
+    per broker. A request for partitions with nothing new (the queue caught up, the predictions read to
+    their end, partitions resumed just after the request went out) held back for up to 1.5 s every
+    partition that had data meanwhile: the posting agent sat idle 0.5-1 s at a time while the queue grew
+    (docs/PERFORMANCE.md, "Fetch waits").
+    """
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = cast(App, self.app).fetch_max_wait_ms  # read by aiokafka at start
+        return consumer
+
+    async def _fetch_records(
+        self,
+        consumer: Any,
+        active_partitions: set[Any],
+        timeout: float | None = None,
+        max_records: int | None = None,
+    ) -> dict[Any, list[Any]]:
+        """Up to ``max_records`` fetched records, each partition with records getting its share first.
+
+        aiokafka drains its fetched partitions in the order they were fetched, so a poll took all its
+        records from the first one or two partitions: while the predictions' 8 MB fetches (~8,000 events a
+        partition) lay ahead, the queue's records were not delivered, and the posting agent sat idle for up
+        to a second at a time while the selecting agent read on. Here each active partition first gets
+        ``max_records / partitions``; what is left of ``max_records`` goes Faust's way.
+        """
+        if not self.consumer.flow_active or not active_partitions or not max_records:
+            return cast(
+                dict[Any, list[Any]], await super()._fetch_records(consumer, active_partitions, timeout, max_records)
+            )
+        fetcher = consumer._fetcher
+        if consumer._closed or fetcher._closed:
+            raise ConsumerStoppedError()
+        share = max(1, max_records // len(active_partitions))
+        drained: dict[Any, list[Any]] = {}
+        with fetcher._subscriptions.fetch_context():
+            for tp in active_partitions:
+                records = await fetcher.fetched_records((tp,), timeout=0, max_records=share)
+                drained.update(records)
+        left = max_records - sum(len(records) for records in drained.values())
+        if left <= 0:
+            return drained
+        more = await super()._fetch_records(consumer, active_partitions, 0 if drained else timeout, left)
+        for tp, records in (more or {}).items():
+            drained[tp] = drained[tp] + records if tp in drained else records
+        return drained
+
+
 class Consumer(AIOKafkaConsumer):
     """Faust's aiokafka consumer; its drain loop is Faust 0.15.3's own but for the eager delivery."""
+
+    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def perform_seek(self) -> None:
         """Stop the flow, then seek to the committed offsets; Faust resumes the flow after clearing the
@@ -116,7 +178,7 @@ class Consumer(AIOKafkaConsumer):
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 set_flag(CONSUMER_FETCHING)
-                ait = cast(AsyncIterator[Any], getmany(timeout=1.0))
+                ait = cast(AsyncIterator[Any], getmany(timeout=DRAIN_WAIT_S))
                 await self.sleep(0)
                 if not self.should_stop:
                     async for tp, message in ait:
@@ -161,6 +223,8 @@ class Transport(AIOKafkaTransport):
 
 class App(faust.App):
     """A Faust app on this module's :class:`Transport`."""
+
+    fetch_max_wait_ms = 1500  # Faust's; the worker sets its own (WorkerSettings.fetch_max_wait_ms)
 
     def _new_transport(self) -> Any:
         return Transport(self.conf.broker_consumer, self)

@@ -33,6 +33,12 @@ class WorkerSettings(BaseSettings):
         ge=1,
         description="Records Faust buffers per agent (Faust's default 4096 throttled a poll's worth of records).",
     )
+    fetch_max_wait_ms: int = Field(
+        default=50,
+        ge=0,
+        description="How long a fetch request waits for data on the broker (Faust's 1,500 held back every other"
+        " partition's records while one request waited on partitions with nothing new).",
+    )
     select_batch_size: int = Field(default=1000, ge=1)
     select_batch_within_s: float = Field(default=0.05, gt=0)
     post_batch_size: int = Field(
