@@ -375,6 +375,7 @@ def table(result: dict[str, Any]) -> str:
                 ""
                 if d["first_to_last_event_read_s"] is None
                 else f"all read after {d['first_to_last_event_read_s']}s, "
+                f"longest posting pause {d['longest_posting_pause_s']}s, "
             )
             rows.append(
                 f"{NAMES[key]}: {d['destination_requests']:,} requests, mean batch {d['mean_batch_size']}, "

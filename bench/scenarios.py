@@ -159,6 +159,7 @@ def run_pipeline(
             stack.wait_stored(at_least=expected.posted, timeout_s=timeout_s(events))
         window = watch.stop(events)
         served = stack.served()
+        pause_s = stack.longest_posting_pause_s(since=first) if workers == 1 else None
     stored = stored_inputs(stack.db)
     queued = bench.topic_size(stack.queue_topic)
     errors, first_errors = error_lines([worker.log for worker in stack.workers])
@@ -171,6 +172,7 @@ def run_pipeline(
             "startup_to_first_event_s": round(first - healthy, 2),
             "first_to_last_event_read_s": read_all_s,
             "first_event_to_settled_s": round(window.seconds, 2),
+            "longest_posting_pause_s": pause_s,
             "destination_requests": sum(served["batch_sizes"].values()),
             "mean_batch_size": mean_batch(served),
             "batch_sizes": served["batch_sizes"],

@@ -12,7 +12,7 @@ import time
 import urllib.request
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +21,26 @@ import psutil
 
 from bench.workload import DESTINATION_APP, DESTINATION_USER, KEY_ENV
 from streams.destination.store import Store
+from streams.ledger import QUEUED, REQUEUED, Ledger
 from streams.localstack import (
     Service,
-    events_read,
+    check_running,
+    combined_ledger,
     get_json,
     start_destination,
     start_worker,
     wait_settled,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """One poll of the workers' stats summary."""
+
+    at: float  # time.monotonic()
+    events: int  # read
+    done: int  # queued inputs with an outcome (posted, duplicate, dead-lettered, dropped, filtered)
+    pending: int  # queued inputs without one yet
 
 
 @dataclass(slots=True)
@@ -39,6 +51,8 @@ class Stack:
     workers: list[Service]
     db: Path
     queue_topic: str
+    progress: list[Progress] = field(default_factory=list)
+    """The workers' stats summary at each poll: how reading and posting went over time."""
 
     def served(self) -> dict[str, Any]:
         """The destination's ``/_stats``: requests, inputs by outcome, batch-size histogram."""
@@ -51,9 +65,29 @@ class Stack:
 
     def events_read(self) -> int:
         """Events the workers have read so far (0 while a worker does not answer)."""
+        check_running(self.workers)
         with contextlib.suppress(OSError):
-            return events_read(self.workers)
+            return self._record(combined_ledger(self.workers, funnels=False))
         return 0
+
+    def _record(self, ledger: Ledger) -> int:
+        events = int(ledger.events.get("events", 0))
+        pending = ledger.pending()
+        done = ledger.totals[QUEUED] + ledger.totals[REQUEUED] - pending
+        self.progress.append(Progress(time.monotonic(), events, done, pending))
+        return events
+
+    def longest_posting_pause_s(self, since: float) -> float:
+        """The longest time after ``since`` (monotonic) in which queued inputs waited and none got an outcome,
+        from the polls (250-300 ms apart): a posting agent starved of its records shows here."""
+        longest, last_change, last_done = 0.0, since, -1
+        for sample in self.progress:
+            if sample.at < since:
+                continue
+            if sample.done != last_done or sample.pending == 0:
+                last_change, last_done = sample.at, sample.done
+            longest = max(longest, sample.at - last_change)
+        return round(longest, 2)
 
     def wait_events(self, *, at_least: int, timeout_s: float) -> None:
         """Poll the workers' stats summary until they have read ``at_least`` events: every 50 ms for the first
@@ -68,7 +102,7 @@ class Stack:
 
     def settle(self, *, events: int, timeout_s: float) -> dict[str, Any]:
         """Wait until the workers read ``events`` and every queued input has an outcome; the combined ledger."""
-        return wait_settled(self.workers, events=events, timeout_s=timeout_s)
+        return wait_settled(self.workers, events=events, timeout_s=timeout_s, on_poll=self._record)
 
     def wait_stored(self, *, at_least: int, timeout_s: float, idle_s: float = 60.0) -> None:
         """Poll the destination every 50 ms until it has stored ``at_least`` inputs.

@@ -101,10 +101,11 @@ class ConsumerThread(AIOKafkaConsumerThread):
         fetcher = consumer._fetcher
         if consumer._closed or fetcher._closed:
             raise ConsumerStoppedError()
-        share = max(1, max_records // len(active_partitions))
+        partitions = list(active_partitions)  # the set is Faust's own: pausing a partition changes it meanwhile
+        share = max(1, max_records // len(partitions))
         drained: dict[Any, list[Any]] = {}
         with fetcher._subscriptions.fetch_context():
-            for tp in active_partitions:
+            for tp in partitions:
                 records = await fetcher.fetched_records((tp,), timeout=0, max_records=share)
                 drained.update(records)
         left = max_records - sum(len(records) for records in drained.values())

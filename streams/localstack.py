@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,14 +154,28 @@ def events_read(workers: list[Service]) -> int:
     return int(combined_ledger(workers, funnels=False).events.get("events", 0))
 
 
-def wait_settled(workers: list[Service], *, events: int, timeout_s: float) -> dict[str, Any]:
+def check_running(workers: list[Service]) -> None:
+    """Raise if a worker's process has exited, with the end of its log: waiting on it would only time out."""
+    for worker in workers:
+        code = worker.process.poll()
+        if code is not None:
+            raise RuntimeError(f"the worker at {worker.url} exited with {code}; its log ends:\n{worker.log_tail()}")
+
+
+def wait_settled(
+    workers: list[Service], *, events: int, timeout_s: float, on_poll: Callable[[Ledger], object] | None = None
+) -> dict[str, Any]:
     """Wait until the workers together counted ``events`` events and every queued input has an outcome;
-    return the combined ledger's snapshot. Polls the summary (no funnels), then reads the funnels once."""
+    return the combined ledger's snapshot. Polls the summary (no funnels, each poll handed to ``on_poll``),
+    then reads the funnels once. A worker that exits ends the wait at once."""
     deadline = time.monotonic() + timeout_s
     total = Ledger()
     while time.monotonic() < deadline:
+        check_running(workers)
         with contextlib.suppress(OSError):
             total = combined_ledger(workers, funnels=False)
+            if on_poll is not None:
+                on_poll(total)
             if total.events.get("events", 0) >= events and total.pending() == 0:
                 return combined_ledger(workers).snapshot()
         time.sleep(0.3)

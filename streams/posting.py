@@ -26,7 +26,7 @@ from streams.delivery.batching import Batcher, BatchRules
 from streams.delivery.poster import AuthFailure, PermanentRequestFailure, Withdrawn, redact
 from streams.faust_tuning import EventReader
 from streams.ledger import Ledger
-from streams.routing import CompiledCollector
+from streams.routing import CompiledCollector, DestinationKey
 from streams.runtime import Runtime
 from streams.selection import after_queue_passes, refund
 from streams.tables import PartitionLedgers, PartitionState, StateWrites
@@ -34,7 +34,6 @@ from streams.tables import PartitionLedgers, PartitionState, StateWrites
 log = logging.getLogger(__name__)
 
 DeadLetter = Callable[[bytes | None, bytes], Awaitable[None]]
-DestinationKey = tuple[str, str, str, str]  # base URL, user id, app id, key: what one request can carry
 READ_WITHIN_S = 0.01  # a read waits this long to fill (or until a request finishes): fewer, larger reads
 SAVE_EVERY_S = 0.1  # ledgers are saved (and their records acknowledged) at most this often while posting
 
@@ -55,11 +54,6 @@ class Held:
     @property
     def input_id(self) -> str:
         return str(self.record["input"]["id"])
-
-
-def destination_key(collector: CompiledCollector) -> DestinationKey:
-    destination = collector.spec.destination
-    return destination.base_url, destination.user_id, destination.app_id, collector.key
 
 
 class Posting:
@@ -125,7 +119,7 @@ class Posting:
         if collector is None:  # deleted: what was queued for it is dropped, and counted
             self._count(held, outcome.DROPPED)
         else:
-            self.batcher.add(destination_key(collector), held, now)
+            self.batcher.add(collector.destination_key, held, now)
 
     async def _dispatch(self, now: float) -> None:
         """Start the requests that are due, while fewer than ``post_concurrency`` are in flight. While more
@@ -158,8 +152,8 @@ class Posting:
                 self._count(held, outcome.DROPPED)
             elif collector.paused_by_error:
                 await self._dead_letter(collector, [held], "collector_paused", collector.last_error or "", None)
-            elif destination_key(collector) != key:
-                self.batcher.add(destination_key(collector), held, now)
+            elif collector.destination_key != key:
+                self.batcher.add(collector.destination_key, held, now)
             elif await self._passes(collector, held):
                 survivors.append(held)
         return survivors
@@ -189,7 +183,7 @@ class Posting:
         def still_wanted() -> bool:
             for held in items:
                 current = runtime.index.get(held.collector_id)  # the index is replaced on every change
-                if current is None or current.paused_by_error or destination_key(current) != key:
+                if current is None or current.paused_by_error or current.destination_key != key:
                     return False
             return True
 
@@ -254,7 +248,7 @@ class Posting:
         now = time.monotonic()
         for held in items:
             collector = self.runtime.index.get(held.collector_id)
-            key = destination_key(collector) if collector is not None else ("", "", "", "")
+            key = collector.destination_key if collector is not None else ("", "", "", "")
             self.batcher.add(key, held, now)
 
     def _collectors(self, items: list[Held]) -> list[CompiledCollector]:

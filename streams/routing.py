@@ -14,6 +14,9 @@ from streams.workflows import Step, Steps, compile_nodes, random_sample_step
 ModelKey = tuple[str, str, str]
 
 
+DestinationKey = tuple[str, str, str, str]  # base URL, user id, app id, key: what one request can carry
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledCollector:
     """A collector ready to run: its pre-queue and post-queue steps compiled, its key resolved."""
@@ -38,6 +41,8 @@ class CompiledCollector:
     """The source's model version, None for any."""
     caller_id: str | None = field(init=False)
     """The source's caller, None for any."""
+    destination_key: DestinationKey = field(init=False)
+    """Base URL, user id, app id and key: what one request to the destination can carry."""
 
     def __post_init__(self) -> None:
         # Read once here, not through the pydantic spec on every event: with 1,000 collectors those
@@ -48,6 +53,8 @@ class CompiledCollector:
         object.__setattr__(self, "active", spec.status == "active")
         object.__setattr__(self, "version_id", spec.source.model_version_id)
         object.__setattr__(self, "caller_id", spec.source.caller_user_id)
+        key = (destination.base_url, destination.user_id, destination.app_id, self.key)
+        object.__setattr__(self, "destination_key", key)
 
     @property
     def paused_by_error(self) -> bool:
