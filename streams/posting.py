@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 DeadLetter = Callable[[bytes | None, bytes], Awaitable[None]]
 READ_WITHIN_S = 0.01  # a read waits this long to fill (or until a request finishes): fewer, larger reads
-SAVE_EVERY_S = 0.1  # ledgers are saved (and their records acknowledged) at most this often while posting
+SAVE_EVERY_S = 0.25  # ledgers are saved (and their records acknowledged) at most this often while posting
 
 
 @dataclass(slots=True)

@@ -39,7 +39,7 @@ class WorkerSettings(BaseSettings):
         description="How long a fetch request waits for data on the broker (Faust's 1,500 held back every other"
         " partition's records while one request waited on partitions with nothing new).",
     )
-    select_batch_size: int = Field(default=1000, ge=1)
+    select_batch_size: int = Field(default=2000, ge=1)
     select_batch_within_s: float = Field(default=0.05, gt=0)
     post_batch_size: int = Field(
         default=MAX_INPUTS_PER_REQUEST, ge=1, le=MAX_INPUTS_PER_REQUEST, description="Inputs per request, at most."
