@@ -44,6 +44,7 @@ from bench.workload import (
     event_lines,
     event_pool,
     expect,
+    queue_lines,
     write_collectors,
     write_sampler,
 )
@@ -82,7 +83,7 @@ class Sizes:
 
 
 FULL = Sizes(
-    events=200_000, latency_s=12, warmup_s=2, stall_s=60, posting_events=50_000, single_s=30, single_inputs=5_000
+    events=200_000, latency_s=12, warmup_s=2, stall_s=60, posting_events=100_000, single_s=30, single_inputs=20_000
 )
 QUICK = Sizes(
     events=20_000, latency_s=6, warmup_s=2, stall_s=10, posting_events=5_000, single_s=10, single_inputs=1_000
@@ -183,12 +184,14 @@ class Run:
 
     def posting(self) -> Outcome:
         sampler = write_sampler(self.bench.workdir / "collectors-sampler.yaml", base_url=self.base_url)
-        topic, expected, _ = _prepare(
-            self.bench, "posting", sampler, self.sizes.posting_events, seed=self.seed + 2, text_share=0.0
-        )
+        count = self.sizes.posting_events
+        _say(f"posting: generating {count:,} events (seed {self.seed + 2}) and selecting them into queue records")
+        lines, _keys = event_lines(count, seed=self.seed + 2, text_share=0.0)
+        expected = expect(sampler, lines)
         return scenarios.run_posting(
             self.bench,
-            topic=topic,
+            topic=f"{self.bench.run_id}-posting-predictions",  # left empty: the posting agent does the work
+            queue=queue_lines(sampler, lines),
             config=sampler,
             expected=expected,
             single_s=self.sizes.single_s,

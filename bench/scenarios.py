@@ -412,6 +412,7 @@ def _posting_run(
     *,
     name: str,
     topic: str,
+    queue: tuple[list[bytes], list[bytes]],
     config: Path,
     env: dict[str, str],
     until_inputs: int,
@@ -419,6 +420,8 @@ def _posting_run(
     rtt_s: float = 0.0,
 ) -> tuple[dict[str, Any], Stack]:
     faults = {"delay_s": rtt_s} if rtt_s else None
+    values, keys = queue  # the run's queue topic, filled before its worker starts
+    asyncio.run(loops.fill_topic(bench.bootstrap, f"{bench.run_id}-{name}-queue", values, keys, partitions=PARTITIONS))
     with bench.stack(name=name, topic=topic, config=config, env=env, initial_faults=faults) as stack:
         _wait_delivered(stack, until_inputs=until_inputs, max_s=max_s, limit_s=timeout_s(until_inputs))
         served = stack.served()
@@ -437,16 +440,18 @@ def run_posting(
     bench: Bench,
     *,
     topic: str,
+    queue: tuple[list[bytes], list[bytes]],
     config: Path,
     expected: Expectation,
     single_s: float,
     single_inputs: int,
     rtt_s: float,
 ) -> Outcome:
-    """Inputs/s delivered by one collector keeping every event: default batches (the whole topic) against
-    ``COLLECTORS_POST_BATCH_SIZE=1`` (``single_inputs`` inputs or ``single_s`` seconds, whichever comes first),
-    same ``COLLECTORS_POST_CONCURRENCY``. Once on loopback, once with the destination answering each request
-    ``rtt_s`` later (what a hosted API's round trip adds)."""
+    """Inputs/s the posting agent delivers from a full queue (``queue``: the records selection made of the
+    events; ``topic``, the predictions, stays empty), one collector keeping every event: default batches (the
+    whole queue) against ``COLLECTORS_POST_BATCH_SIZE=1`` (``single_inputs`` inputs or ``single_s`` seconds,
+    whichever comes first), same ``COLLECTORS_POST_CONCURRENCY``. Once on loopback, once with the destination
+    answering each request ``rtt_s`` later (what a hosted API's round trip adds)."""
     extra: dict[str, Any] = {}
     ok = True
     texts = []
@@ -455,6 +460,7 @@ def run_posting(
             bench,
             name=f"posting-batched{label}",
             topic=topic,
+            queue=queue,
             config=config,
             env={},
             until_inputs=expected.posted,
@@ -466,6 +472,7 @@ def run_posting(
             bench,
             name=f"posting-single{label}",
             topic=topic,
+            queue=queue,
             config=config,
             env={"COLLECTORS_POST_BATCH_SIZE": "1"},
             until_inputs=single_inputs,

@@ -19,7 +19,9 @@ import orjson
 import yaml
 
 from streams import ledger as outcome
+from streams.ledger import Ledger
 from streams.samples.generate import GENERAL_MODEL, events
+from streams.selection import select
 from streams.simulate import offline_index, simulate
 
 KEY_ENV = "COLLECTORS_BENCH_KEY"
@@ -217,6 +219,20 @@ def expect(config: Path, lines: list[bytes]) -> Expectation:
     queued = sum(counts[outcome.QUEUED] for counts in report.ledger.collectors.values())
     posted = sum(len(ids) for ids in report.selected.values())
     return Expectation(queued=queued, posted=posted, simulate_s=elapsed)
+
+
+def queue_lines(config: Path, lines: list[bytes]) -> tuple[list[bytes], list[bytes]]:
+    """The queue records the worker's selection makes of these events (values, and collector ids as keys):
+    what the posting agent reads."""
+    index = offline_index(config)
+    values: list[bytes] = []
+    keys: list[bytes] = []
+    for line in lines:
+        queued, _rejected = select(orjson.loads(line), index, Ledger())
+        for collector, record in queued:
+            values.append(orjson.dumps(record))
+            keys.append(collector.id.encode())
+    return values, keys
 
 
 def fresh(pool: list[dict[str, Any]], prefix: str) -> Iterator[dict[str, Any]]:
