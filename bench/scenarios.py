@@ -83,6 +83,31 @@ class Bench:
         return asyncio.run(loops.topic_size(self.bootstrap, topic, PARTITIONS))
 
 
+def pooled(first: Outcome, second: Outcome) -> Outcome:
+    """Two runs of one variant as one: events, seconds and CPU summed (the rate over both), both checks; the
+    first run's details, with each run's rate and times under ``runs``."""
+    window = None
+    if first.window is not None and second.window is not None:
+        cpu = {name: first.window.cpu.get(name, 0.0) + second.window.cpu.get(name, 0.0) for name in first.window.cpu}
+        window = Window(first.window.events + second.window.events, first.window.seconds + second.window.seconds, cpu)
+    runs = [
+        {
+            "events_per_s": round(o.window.events_per_s, 1) if o.window else None,
+            **{
+                k: o.extra.get(k)
+                for k in ("first_to_last_event_read_s", "first_event_to_settled_s", "longest_posting_pause_s")
+            },
+        }
+        for o in (first, second)
+    ]
+    return Outcome(
+        check=first.check and second.check,
+        check_text=f"{first.check_text}; again: {second.check_text}",
+        window=window,
+        extra={**first.extra, "runs": runs},
+    )
+
+
 def timeout_s(events: int) -> float:
     """A bound for one phase: generous for a ~2,000 events/s variant on a busy 2-core machine."""
     return 120 + events / 400
