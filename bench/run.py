@@ -217,8 +217,8 @@ def _nth(name: str, repeat: int) -> str:
 
 def schedule(only: set[str]) -> list[str]:
     """The chosen variants in :data:`VARIANTS` order; with both pipeline and scaling, those two run twice,
-    pipeline, scaling, scaling, pipeline: whatever a variant gains or loses by running later (measured: the
-    second of the two ran ~2% slower, whichever it was) counts the same on both sides of their ratio."""
+    pipeline, scaling, scaling, pipeline: whatever a variant gains or loses by running later counts the same
+    on both sides of their ratio (docs/PERFORMANCE.md: with scaling run first the ratio came out higher)."""
     order = [variant for variant in VARIANTS if variant in only]
     if only >= BALANCED:
         after = order.index("scaling") + 1
