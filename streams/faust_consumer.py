@@ -27,7 +27,7 @@ taking over processing nothing (cause not found; docs/RELIABILITY.md, fix 2).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from typing import Any, cast
 
 import faust
@@ -81,6 +81,22 @@ class ConsumerThread(AIOKafkaConsumerThread):
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = cast(App, self.app).fetch_max_wait_ms  # read by aiokafka at start
         return consumer
+
+    async def seek_to_committed(self) -> Mapping[Any, int]:
+        """Seek to the committed offsets, and the agents' partitions that have none (or 0) to their start.
+
+        aiokafka seeks only partitions whose committed offset is above 0; the others stay where the consumer
+        has read to. Records fetched before a rebalance and dropped unacknowledged (Faust clears the stream
+        buffers on resuming; ``EventReader.take`` drops a batch of an older generation) were then never
+        fetched again: in one CI run a worker restarted after a kill (its predecessor had committed nothing)
+        read every partition to its end and processed nothing, every partition ``committed: None``.
+        """
+        committed = await super().seek_to_committed()
+        sources = self.app.topics.acking_topics  # the agents' topics, not the tables' changelogs
+        unset = [tp for tp, offset in committed.items() if not offset and tp.topic in sources]
+        if unset:
+            await self.seek_to_beginning(*unset)
+        return committed
 
     async def _fetch_records(
         self,
