@@ -67,6 +67,14 @@ async def _drive(coro: Coroutine[Any, Any, Any], waiting_on: Any) -> Any:
             return stop.value
 
 
+def _holds_error(fetcher: Any, partitions: list[Any]) -> bool:
+    """Whether aiokafka holds a fetch error for one of ``partitions``. Then a poll goes aiokafka's own way,
+    which raises the error only once no records were taken (taken records are past the read position: raising
+    after taking some would lose them)."""
+    fetched = fetcher._records
+    return any(tp in fetched and type(fetched[tp]) is not FetchResult for tp in partitions)
+
+
 class ConsumerThread(AIOKafkaConsumerThread):
     """Faust's aiokafka consumer thread, its fetch requests waiting ``App.fetch_max_wait_ms`` for data.
 
@@ -113,21 +121,14 @@ class ConsumerThread(AIOKafkaConsumerThread):
         to a second at a time while the selecting agent read on. Here each active partition first gets
         ``max_records / partitions``; what is left of ``max_records`` goes Faust's way.
         """
-        if not self.consumer.flow_active or not active_partitions or not max_records:
+        partitions = list(active_partitions)  # the set is Faust's own: pausing a partition changes it meanwhile
+        fetcher = consumer._fetcher
+        if not (self.consumer.flow_active and partitions and max_records) or _holds_error(fetcher, partitions):
             return cast(
                 dict[Any, list[Any]], await super()._fetch_records(consumer, active_partitions, timeout, max_records)
             )
-        fetcher = consumer._fetcher
         if consumer._closed or fetcher._closed:
             raise ConsumerStoppedError()
-        partitions = list(active_partitions)  # the set is Faust's own: pausing a partition changes it meanwhile
-        fetched = fetcher._records
-        if any(tp in fetched and type(fetched[tp]) is not FetchResult for tp in partitions):
-            # A fetch error to raise: aiokafka's own order, which raises it only once no records were taken
-            # (taken records are past the read position: raising after taking them would lose them).
-            return cast(
-                dict[Any, list[Any]], await super()._fetch_records(consumer, active_partitions, timeout, max_records)
-            )
         share = max(1, max_records // len(partitions))
         drained: dict[Any, list[Any]] = {}
         with fetcher._subscriptions.fetch_context():
