@@ -23,7 +23,6 @@ from streams.posting import READ_WITHIN_S, Posting
 from streams.queueing import QueueWriter
 from streams.runtime import Runtime
 from streams.selection import select
-from streams.tables import PartitionLedgers
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +38,7 @@ def register_agents(app: faust.App, runtime: Runtime, topics: dict[str, faust.To
     async def dead_letter(key: bytes | None, value: bytes) -> None:
         await app.producer.send(dead_letter_name, key, value, None, None, None)
 
-    select_ledgers = PartitionLedgers(runtime.tables["select"])
-    post_ledgers = PartitionLedgers(runtime.tables["post"])
+    select_ledgers, post_ledgers = runtime.ledgers["select"], runtime.ledgers["post"]
 
     @app.agent(topics["predictions"], name="collectors.select")
     async def select_agent(stream: faust.StreamT[bytes]) -> None:

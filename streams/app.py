@@ -14,6 +14,7 @@ from streams.faust_tuning import THROUGHPUT_SETTINGS, QuietMonitor, RawSchema, t
 from streams.routing import CompiledCollector
 from streams.runtime import Runtime
 from streams.settings import WorkerSettings
+from streams.tables import PartitionLedgers
 from streams.views import register_views
 
 
@@ -56,8 +57,10 @@ def create_app(settings: WorkerSettings, static: Sequence[CompiledCollector] = (
         "dead_letters": app.topic(settings.dead_letter_topic, partitions=1, internal=True),
     }
     # Key and value types unset: Faust's JSON (ledgers are written as the JSON bytes of Ledger.to_bytes).
-    runtime.tables["select"] = app.Table("ledger-select", default=None, partitions=settings.partitions)
-    runtime.tables["post"] = app.Table("ledger-post", default=None, partitions=settings.partitions)
+    for stage in ("select", "post"):
+        table = app.Table(f"ledger-{stage}", default=None, partitions=settings.partitions)
+        runtime.tables[stage] = table
+        runtime.ledgers[stage] = PartitionLedgers(table)  # type: ignore[arg-type]  # app.Table makes a Table
     runtime.tables["state"] = app.Table("operator-state", default=None, partitions=settings.partitions)
     register_agents(app, runtime, topics)
     register_views(app, runtime)

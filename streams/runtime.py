@@ -16,6 +16,7 @@ from streams.delivery.poster import Poster
 from streams.ledger import Ledger
 from streams.routing import CollectorIndex, CompiledCollector
 from streams.settings import WorkerSettings
+from streams.tables import PartitionLedgers
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ class Runtime:
     control_writer: ControlWriter | None = None
     tables: dict[str, Any] = field(default_factory=dict)
     """Faust tables: ``select`` and ``post`` ledgers per partition, ``state`` of stateful operators."""
+    ledgers: dict[str, PartitionLedgers] = field(default_factory=dict)
+    """The agents' ledgers (``select``, ``post``), kept in the tables of the same names."""
     posting: dict[str, int] = field(default_factory=dict)
     """The posting agent's gauges: records held for fuller batches, requests in flight."""
 
@@ -78,8 +81,9 @@ class Runtime:
         """
         total = Ledger()
         for stage, topic in (("select", self.settings.predictions_topic), ("post", self.settings.queue_topic)):
-            table = self.tables[stage]
-            for key, value in table.items():
+            ledgers = self.ledgers[stage]
+            for key, value in ledgers.table.items():
                 if (topic, int(key.removeprefix("p"))) in active:
-                    total.merge_json(value, funnels=funnels)
+                    summary = None if funnels else ledgers.summary(key, value)
+                    total.merge_json(value if summary is None else summary, funnels=funnels)
         return total

@@ -61,6 +61,7 @@ class PartitionLedgers:
         self._pending: dict[int, set[int]] = {}  # per partition: offsets read whose outcome is not known yet
         self._highest: dict[int, int] = {}
         self._changed: set[int] = set()
+        self._saved: dict[str, tuple[bytes, dict[str, Any]]] = {}  # table key: (value written, its summary)
 
     def read(self, partition: int, offset: int) -> int | None:
         """A record was taken from the partition; its outcome is not known yet.
@@ -141,7 +142,21 @@ class PartitionLedgers:
             pending = self._pending.get(partition)
             # min(), not the first read: records caught up with are read after the record that showed them.
             ledger.advance(min(pending) - 1 if pending else self._highest.get(partition, -1))
-            await write_before_commit(self.table, partition, f"p{partition}", ledger.to_bytes())
+            key, value = f"p{partition}", ledger.to_bytes()
+            self._saved[key] = (value, ledger.snapshot(funnels=False))
+            await write_before_commit(self.table, partition, key, value)
+
+    def summary(self, key: str, value: Any) -> dict[str, Any] | None:
+        """The events and totals of the ledger ``value``, when it is the one this agent wrote last under
+        ``key`` (None otherwise: read it).
+
+        A stats summary then costs the same with 1,000 collectors as with 10: decoding one ledger of 1,000
+        funnels to read its totals took ~250 µs, eight per poll (docs/PERFORMANCE.md). Matched by identity,
+        so a value the table got otherwise (recovered, or written by another worker before a rebalance) is
+        read as stored.
+        """
+        saved = self._saved.get(key)
+        return saved[1] if saved is not None and saved[0] is value else None
 
     def reset(self) -> None:
         """Forget what is cached (after a rebalance): ledgers are read again from the table."""

@@ -153,3 +153,20 @@ def test_a_ledger_up_to_date_asks_for_nothing() -> None:
     table = ChangelogTable()
     _ledger_counted_up_to(table, 4)
     assert PartitionLedgers(table).read(0, 5) is None  # type: ignore[arg-type]
+
+
+def test_the_summary_of_a_saved_ledger_is_its_events_and_totals_until_the_table_holds_another_value() -> None:
+    table = ChangelogTable()
+    ledgers = PartitionLedgers(table)  # type: ignore[arg-type]
+    for offset in range(3):
+        ledgers.read(1, offset)
+        ledger, _ = ledgers.done(1, offset)
+        ledger.events["events"] += 1
+        ledger.count(f"c{offset % 2}", "posted")
+    save(ledgers)
+    value = table.data["p1"]
+    assert ledgers.summary("p1", value) == {"events": {"events": 3}, "totals": {"posted": 3}}
+    document = stored(table, "p1")
+    assert {"events": document["events"], "totals": document["totals"]} == ledgers.summary("p1", value)
+    assert ledgers.summary("p1", bytes(bytearray(value))) is None  # equal bytes, but not what this agent wrote: read it
+    assert ledgers.summary("p0", value) is None
