@@ -46,14 +46,15 @@ class Held:
     partition: int
     offset: int
     record: dict[str, Any]
+    collector_id: str
+    input_id: str
 
-    @property
-    def collector_id(self) -> str:
-        return str(self.record["collector_id"])
-
-    @property
-    def input_id(self) -> str:
-        return str(self.record["input"]["id"])
+    @classmethod
+    def of(cls, event: Any) -> Held:
+        """The record of a queue topic's event, decoded."""
+        message = event.message
+        record = orjson.loads(message.value or b"{}")
+        return cls(event, message.partition, message.offset, record, record["collector_id"], record["input"]["id"])
 
 
 class Posting:
@@ -113,8 +114,7 @@ class Posting:
             self._hold_read(record, now)
 
     def _hold_read(self, event: Any, now: float) -> None:
-        message = event.message
-        held = Held(event, message.partition, message.offset, orjson.loads(message.value or b"{}"))
+        held = Held.of(event)
         collector = self.runtime.index.get(held.collector_id)
         if collector is None:  # deleted: what was queued for it is dropped, and counted
             self._count(held, outcome.DROPPED)
@@ -180,9 +180,11 @@ class Posting:
                 by_id[held.input_id] = held
         runtime = self.runtime
 
+        collector_ids = {held.collector_id for held in items}
+
         def still_wanted() -> bool:
-            for held in items:
-                current = runtime.index.get(held.collector_id)  # the index is replaced on every change
+            for collector_id in collector_ids:
+                current = runtime.index.get(collector_id)  # the index is replaced on every change
                 if current is None or current.paused_by_error or current.destination_key != key:
                     return False
             return True
