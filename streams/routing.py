@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -125,10 +125,16 @@ class CollectorIndex:
 
     def __init__(self, collectors: Iterable[CompiledCollector] = ()) -> None:
         self._by_id: dict[str, CompiledCollector] = {}
-        self._by_model: dict[ModelKey, list[CompiledCollector]] = defaultdict(list)
+        by_model: dict[ModelKey, list[CompiledCollector]] = defaultdict(list)
         for collector in collectors:
             self._by_id[collector.id] = collector
-            self._by_model[collector.spec.source.model_key].append(collector)
+            by_model[collector.spec.source.model_key].append(collector)
+        # Per model: its collectors, and whether none of them names a version or a caller (then every event
+        # of the model is theirs, and no collector is asked).
+        self._by_model: dict[ModelKey, tuple[list[CompiledCollector], bool]] = {
+            model: (watching, all(c.version_id is None and c.caller_id is None for c in watching))
+            for model, watching in by_model.items()
+        }
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -139,12 +145,15 @@ class CollectorIndex:
     def get(self, collector_id: str) -> CompiledCollector | None:
         return self._by_id.get(collector_id)
 
-    def matching(self, event: dict[str, Any]) -> list[CompiledCollector]:
-        """The collectors watching this event's model, version and caller."""
+    def matching(self, event: dict[str, Any]) -> Sequence[CompiledCollector]:
+        """The collectors watching this event's model, version and caller (not to be changed)."""
         model = event["output"]["model"]
-        candidates = self._by_model.get((model["user_id"], model["app_id"], model["id"]))
-        if not candidates:
-            return []
+        route = self._by_model.get((model["user_id"], model["app_id"], model["id"]))
+        if route is None:
+            return ()
+        candidates, whole = route
+        if whole:
+            return candidates
         version = (model.get("model_version") or {}).get("id")
         caller = (event.get("caller") or {}).get("user_id")
         return [c for c in candidates if c.watches(version, caller)]

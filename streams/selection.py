@@ -37,24 +37,39 @@ def select(
         return [], []
     queued: list[tuple[CompiledCollector, dict[str, Any]]] = []
     rejected: list[Rejection] = []
+    judged = ledger.judged
+    data = event["output"].get("data") or {}  # each collector's candidate starts from the model's output
+    concepts, regions = data.get("concepts") or [], data.get("regions") or []
     for collector in matches:
         cid = collector.id
         if not collector.active:
-            ledger.judged(cid, outcome.PAUSED)
+            judged(cid, outcome.PAUSED)
             continue
-        candidate = Candidate.of(cid, event)
+        candidate = Candidate(cid, event, concepts, regions, {})
         try:
             stopped_by = collector.pre_queue.run(candidate)
         except Exception as exc:  # an operator bug must not stop the worker: dead-letter the event
-            ledger.judged(cid, outcome.OPERATOR_ERRORS)
+            judged(cid, outcome.OPERATOR_ERRORS)
             rejected.append(Rejection(cid, "operator_error", f"{type(exc).__name__}: {exc}"))
             continue
         if stopped_by is not None:
-            ledger.judged(cid, outcome.FILTERED_PREFIX + stopped_by)
+            judged(cid, _filtered(stopped_by))
             continue
-        ledger.judged(cid, outcome.QUEUED)
+        judged(cid, outcome.QUEUED)
         queued.append((collector, queue_record(collector, event, candidate)))
     return queued, rejected
+
+
+_FILTERED_OUTCOMES: dict[str, str] = {}
+
+
+def _filtered(label: str) -> str:
+    """The outcome of a step that stopped a candidate (``out:`` + its label), made once per label: counting
+    it then hashes and compares one string object, not a new one per event."""
+    name = _FILTERED_OUTCOMES.get(label)
+    if name is None:
+        name = _FILTERED_OUTCOMES[label] = outcome.FILTERED_PREFIX + label
+    return name
 
 
 def queue_record(collector: CompiledCollector, event: dict[str, Any], candidate: Candidate) -> dict[str, Any]:
