@@ -284,13 +284,17 @@ def _input_status(outcome: InsertOutcome, input_id: str, user_id: str, app_id: s
     )
 
 
+async def _admitted(request: web.Request, scope: str, *, post: bool) -> web.Response | KeyRecord:
+    """The injected fault's answer, if one is due; else the caller's key record if it may use ``scope`` on
+    the path's app, or the refusal (:func:`_authorize`)."""
+    fault = await _faults_gate(request, post=post)
+    return fault if fault is not None else _authorize(request, scope)
+
+
 async def post_inputs(request: web.Request) -> web.Response:
     """PostInputs: store up to 128 inputs, reporting each one's outcome."""
     state = request.app[STATE_KEY]
-    fault = await _faults_gate(request, post=True)
-    if fault is not None:
-        return fault
-    auth = _authorize(request, SCOPE_POST_INPUTS)
+    auth = await _admitted(request, SCOPE_POST_INPUTS, post=True)
     if isinstance(auth, web.Response):
         return auth
     user_id, app_id = request.match_info["user_id"], request.match_info["app_id"]
@@ -388,10 +392,7 @@ def _page_args(request: web.Request) -> tuple[int, int] | web.Response:
 
 async def list_inputs(request: web.Request) -> web.Response:
     """ListInputs: one page of the app's inputs, in insertion order."""
-    fault = await _faults_gate(request, post=False)
-    if fault is not None:
-        return fault
-    auth = _authorize(request, SCOPE_LIST_INPUTS)
+    auth = await _admitted(request, SCOPE_LIST_INPUTS, post=False)
     if isinstance(auth, web.Response):
         return auth
     paging = _page_args(request)
@@ -404,10 +405,7 @@ async def list_inputs(request: web.Request) -> web.Response:
 
 async def get_input(request: web.Request) -> web.Response:
     """GetInput: one stored input by id."""
-    fault = await _faults_gate(request, post=False)
-    if fault is not None:
-        return fault
-    auth = _authorize(request, SCOPE_LIST_INPUTS)
+    auth = await _admitted(request, SCOPE_LIST_INPUTS, post=False)
     if isinstance(auth, web.Response):
         return auth
     app_id, input_id = request.match_info["app_id"], request.match_info["input_id"]
