@@ -193,8 +193,9 @@ class Store:
             self._db.execute("PRAGMA synchronous = NORMAL")
             # The log is copied into the database (a checkpoint, two fsyncs, in the commit that fills it) every
             # 16,384 pages (64 MB), not SQLite's 1,000 (4 MB, ~30 requests of 128 inputs): the service, one
-            # event loop, answers nothing while a checkpoint waits. Posting 100,000 inputs in batches went
-            # from 31,328-33,436 to 38,846 inputs/s (docs/PERFORMANCE.md).
+            # event loop, answers nothing while a checkpoint waits. Batched posting in the bench went from
+            # 31,328-33,436 to 37,490-41,338 inputs/s. The log is synced only at checkpoints, so a crash of
+            # the machine can lose up to 64 MB of the latest inputs (docs/PERFORMANCE.md).
             self._db.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
         with self._transaction():
             for statement in _SCHEMA.split(";"):
