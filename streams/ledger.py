@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -42,13 +42,6 @@ class Tally(dict[str, int]):
         """Add other counts to these."""
         for name, n in counts.items():
             self[name] += n
-
-
-def _summed(funnels: Iterable[Mapping[str, int]]) -> Tally:
-    total = Tally()
-    for counts in funnels:
-        total.add(counts)
-    return total
 
 
 def _decoded(document: bytes | dict[str, Any] | None) -> dict[str, Any] | None:
@@ -119,10 +112,9 @@ class Ledger:
         self.events.add(document.get("events") or {})
         collectors: dict[str, dict[str, int]] = document.get("collectors") or {}
         totals = document.get("totals")
-        if totals is None:  # written before ledgers kept totals: sum the funnels
-            self.totals.add(_summed(collectors.values()))
-        else:
-            self.totals.add(totals)
+        # A document written before ledgers kept totals: its funnels summed.
+        for counts in collectors.values() if totals is None else [totals]:
+            self.totals.add(counts)
         if funnels:
             for cid, counts in collectors.items():
                 self.collectors[cid].add(counts)

@@ -38,8 +38,7 @@ def select(
     queued: list[tuple[CompiledCollector, dict[str, Any]]] = []
     rejected: list[Rejection] = []
     judged = ledger.judged
-    data = event["output"].get("data") or {}  # each collector's candidate starts from the model's output
-    concepts, regions = data.get("concepts") or [], data.get("regions") or []
+    concepts, regions = Candidate.output_of(event)  # read once for all the collectors' candidates
     for collector in matches:
         cid = collector.id
         if not collector.active:

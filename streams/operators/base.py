@@ -30,14 +30,14 @@ class Candidate:
     @classmethod
     def of(cls, collector_id: str, event: dict[str, Any], state: MutableMapping[str, Any] | None = None) -> Candidate:
         """A candidate holding the model's output concepts and regions as the event has them."""
+        concepts, regions = cls.output_of(event)
+        return cls(collector_id, event, concepts, regions, state if state is not None else {})
+
+    @staticmethod
+    def output_of(event: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The model's output concepts and regions as the event has them, where every candidate starts."""
         data = event["output"].get("data") or {}
-        return cls(
-            collector_id,
-            event,
-            data.get("concepts") or [],
-            data.get("regions") or [],
-            state if state is not None else {},
-        )
+        return data.get("concepts") or [], data.get("regions") or []
 
     def narrowed(self) -> Candidate:
         """A copy whose concept and region lists can be replaced without touching this one."""
