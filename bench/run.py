@@ -305,6 +305,10 @@ def report(
         "batched_inputs_per_s": batched.get("inputs_per_s"),
         "single_inputs_per_s": single.get("inputs_per_s"),
         "posting_mean_batch_size": batched.get("mean_batch_size"),
+        "posting_cpu_us_per_input": {
+            "batched": batched.get("cpu_us_per_input"),
+            "single": single.get("cpu_us_per_input"),
+        },
     }
     result["targets"] = {
         key: {"value": result[key], "target": f"{comparison} {bound:g}", "met": _met(result[key], comparison, bound)}
@@ -380,7 +384,13 @@ def _posting_line(d: dict[str, Any]) -> str:
             f"{batched['seconds']}s, mean batch {batched['mean_batch_size']}), one per request "
             f"{single['inputs_per_s'] or 0:,.0f} inputs/s ({single['inputs']:,} in {single['seconds']}s)"
         )
+        lines.append(f"  CPU µs per input: batched {_cpu_text(batched)}; one per request {_cpu_text(single)}")
     return "\n".join(lines)
+
+
+def _cpu_text(run: dict[str, Any]) -> str:
+    cpu = run.get("cpu_us_per_input") or {}
+    return ", ".join(f"{name} {value}" for name, value in cpu.items()) or "not measured"
 
 
 def table(result: dict[str, Any]) -> str:

@@ -406,19 +406,27 @@ def run_memory(bench: Bench, *, config: Path, pool: list[dict[str, Any]], rate: 
     )
 
 
-def _wait_delivered(stack: Stack, *, until_inputs: int, max_s: float, limit_s: float) -> None:
-    """Poll the destination every 0.1 s until ``until_inputs`` are stored, or ``max_s`` after the first was."""
+def _wait_delivered(stack: Stack, watch: Stopwatch, *, until_inputs: int, max_s: float, limit_s: float) -> Window:
+    """Poll the destination every 0.1 s until ``until_inputs`` are stored, or ``max_s`` after the first was.
+
+    ``watch`` runs from the first poll that shows an input stored to the last poll; the window's events are
+    the inputs stored meanwhile, so its CPU per event is CPU per input posted."""
     deadline = time.monotonic() + limit_s
     first: float | None = None
+    since = 0
     while (stored := stack.served()["inputs"]["stored"]) < until_inputs:
         now = time.monotonic()
         if first is None and stored > 0:
-            first = now
+            first, since = now, stored
+            watch.start()
         if first is not None and now - first >= max_s:
-            return
+            break
         if now > deadline:
             raise TimeoutError(f"{stored:,} inputs stored in {limit_s:.0f}s, waiting for {until_inputs:,}")
         time.sleep(0.1)
+    if not watch.started:  # every input was stored before the first poll
+        watch.start()
+    return watch.stop(stored - since)
 
 
 def _delivery_rate(db: Path, *, until_inputs: int, max_s: float) -> tuple[int, float]:
@@ -430,6 +438,10 @@ def _delivery_rate(db: Path, *, until_inputs: int, max_s: float) -> tuple[int, f
     first = times[0]
     later = [t for t in times if first < t <= first + max_s]
     return len(later), (later[-1] - first) if later else 0.0
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
 
 
 def _posting_run(
@@ -448,7 +460,8 @@ def _posting_run(
     values, keys = queue  # the run's queue topic, filled before its worker starts
     asyncio.run(loops.fill_topic(bench.bootstrap, f"{bench.run_id}-{name}-queue", values, keys, partitions=PARTITIONS))
     with bench.stack(name=name, topic=topic, config=config, env=env, initial_faults=faults) as stack:
-        _wait_delivered(stack, until_inputs=until_inputs, max_s=max_s, limit_s=timeout_s(until_inputs))
+        watch = Stopwatch({**stack.processes(), "broker": bench.broker})
+        window = _wait_delivered(stack, watch, until_inputs=until_inputs, max_s=max_s, limit_s=timeout_s(until_inputs))
         served = stack.served()
     inputs, seconds = _delivery_rate(stack.db, until_inputs=until_inputs, max_s=max_s)
     figures = {
@@ -457,6 +470,7 @@ def _posting_run(
         "inputs_per_s": round(inputs / seconds, 1) if seconds > 0 else None,
         "mean_batch_size": mean_batch(served),
         "batch_sizes": served["batch_sizes"],
+        "cpu_us_per_input": {name: _rounded(window.cpu_us_per_event(name)) for name in window.cpu},
     }
     return figures, stack
 
