@@ -18,7 +18,7 @@ from typing import Any
 import click
 import yaml
 
-from streams.destination.store import Store
+from streams.destination.store import open_store
 from streams.display import funnel_table
 from streams.localkafka.broker import LocalKafka
 from streams.localstack import Service, start_destination, start_worker, wait_settled
@@ -65,7 +65,7 @@ def run_demo(*, kafka_port: int, workdir: Path, echo: Callable[[str], None] = cl
     run = f"demo-{int(time.time())}"
     keys = {app: f"demo-{app}-{secrets.token_hex(12)}" for app in KEY_ENVS}
     db = workdir / "destination.db"
-    with Store(db) as store:
+    with open_store(db) as store:
         for app, key in keys.items():
             store.bootstrap(DEMO_USER, app, key, ["PostInputs"])
     lines = [line for line in SAMPLES.joinpath("predictions.jsonl").read_bytes().splitlines() if line.strip()]
@@ -99,7 +99,7 @@ def run_demo(*, kafka_port: int, workdir: Path, echo: Callable[[str], None] = cl
         f"\nevents: {events.get('events', 0)} read, {events.get('dead_lettered', 0)} malformed "
         f"(sent to {run}-dead-letters with the reason), {events.get('unmatched', 0)} of no collector's model"
     )
-    with Store(db) as store:
+    with open_store(db) as store:
         posted = sum(store.count_inputs(DEMO_USER, app) for app in keys)
     echo(f"{posted} inputs posted to the destination")
     return posted

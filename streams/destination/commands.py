@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -13,7 +12,15 @@ import click
 import orjson
 
 from streams.destination import server
-from streams.destination.store import KNOWN_SCOPES, SCOPE_POST_INPUTS, KeyRecord, Store, StoreError
+from streams.destination.store import (
+    KNOWN_SCOPES,
+    SCOPE_POST_INPUTS,
+    BaseStore,
+    KeyRecord,
+    StoreError,
+    open_store,
+    redact_url,
+)
 
 DB_ENV = "COLLECTORS_DESTINATION_DB"
 DEFAULT_DB = ".collectors/destination.db"
@@ -22,15 +29,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def db_option(func: F) -> F:
-    """The `--db PATH` option shared by every subcommand."""
+    """The `--db PATH|URL` option shared by every subcommand."""
     return click.option(
         "--db",
-        type=click.Path(dir_okay=False),
+        metavar="PATH|URL",
         default=DEFAULT_DB,
         envvar=DB_ENV,
         show_default=True,
         show_envvar=True,
-        help="SQLite database file of the destination (created if missing).",
+        help="The destination's database: a SQLite file (created if missing) or a postgresql:// URL"
+        " (tables created if missing).",
     )(func)
 
 
@@ -48,12 +56,12 @@ def scope_option(func: F) -> F:
 
 
 @contextmanager
-def open_store(db: str) -> Iterator[Store]:
+def cli_store(db: str) -> Iterator[BaseStore]:
     """Open the store at `db`, turning store errors into CLI errors that say what to do."""
     try:
-        store = Store(db)
-    except sqlite3.Error as exc:
-        raise click.ClickException(f"cannot open the database {db}: {exc}; check --db or ${DB_ENV}") from exc
+        store = open_store(db)
+    except StoreError as exc:
+        raise click.ClickException(f"{exc} (the database is set by --db or ${DB_ENV})") from exc
     try:
         yield store
     except StoreError as exc:
@@ -80,7 +88,7 @@ def _echo_key(record: KeyRecord, clear_key: str | None, as_json: bool) -> None:
 
 @click.group()
 def destination() -> None:
-    """Reference destination app: a local inputs API (PostInputs/ListInputs) backed by SQLite."""
+    """Reference destination app: a local inputs API (PostInputs/ListInputs) backed by SQLite or PostgreSQL."""
 
 
 @destination.command()
@@ -92,16 +100,16 @@ def serve(host: str, port: int, db: str, faults: bool) -> None:
     """Serve the inputs API until SIGINT or SIGTERM."""
 
     def ready(url: str) -> None:
-        click.echo(f"destination listening on {url} (db {db}{', faults on' if faults else ''})")
+        click.echo(f"destination listening on {url} (db {redact_url(db)}{', faults on' if faults else ''})")
 
-    async def main(store: Store) -> None:
+    async def main(store: BaseStore) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         await server.serve(store, host, port, faults=faults, stop=stop, on_ready=ready)
 
-    with open_store(db) as store:
+    with cli_store(db) as store:
         try:
             asyncio.run(main(store))
         except OSError as exc:
@@ -121,7 +129,7 @@ def user() -> None:
 @db_option
 def user_create(user_id: str, db: str) -> None:
     """Create user USER_ID."""
-    with open_store(db) as store:
+    with cli_store(db) as store:
         store.create_user(user_id)
     click.echo(f"created user {user_id}")
 
@@ -137,7 +145,7 @@ def app() -> None:
 @db_option
 def app_create(user_id: str, app_id: str, db: str) -> None:
     """Create app APP_ID of USER_ID (creating the user if missing)."""
-    with open_store(db) as store:
+    with cli_store(db) as store:
         store.ensure_user(user_id)
         store.create_app(user_id, app_id)
     click.echo(f"created app {user_id}/{app_id}")
@@ -159,7 +167,7 @@ def key_create(
     user_id: str, app_id: str | None, scopes: tuple[str, ...], clear_key: str | None, as_json: bool, db: str
 ) -> None:
     """Create an API key for USER_ID; prints its id and the clear key once."""
-    with open_store(db) as store:
+    with cli_store(db) as store:
         key_id, clear = store.create_key(user_id, app_id, scopes, clear_key)
         record = store.get_key_info(key_id)
     assert record is not None
@@ -171,7 +179,7 @@ def key_create(
 @db_option
 def key_revoke(key_id: str, db: str) -> None:
     """Revoke the key with id KEY_ID."""
-    with open_store(db) as store:
+    with cli_store(db) as store:
         store.revoke_key(key_id)
     click.echo(f"revoked key {key_id}")
 
@@ -182,7 +190,7 @@ def key_revoke(key_id: str, db: str) -> None:
 @db_option
 def key_list(user_id: str | None, as_json: bool, db: str) -> None:
     """List keys by id (never the keys themselves)."""
-    with open_store(db) as store:
+    with cli_store(db) as store:
         records = store.list_keys(user_id)
     if as_json:
         _echo_json([record.to_json() for record in records])
@@ -202,7 +210,7 @@ def key_list(user_id: str | None, as_json: bool, db: str) -> None:
 @db_option
 def bootstrap(user_id: str, app_id: str, clear_key: str, scopes: tuple[str, ...], as_json: bool, db: str) -> None:
     """Ensure USER_ID, APP_ID and a key with the given value exist (idempotent; for demos)."""
-    with open_store(db) as store:
+    with cli_store(db) as store:
         record = store.bootstrap(user_id, app_id, clear_key, scopes)
     _echo_key(record, None, as_json)
 
@@ -221,7 +229,7 @@ def inputs() -> None:
 @db_option
 def inputs_list(user_id: str, app_id: str, page: int, per_page: int, as_json: bool, db: str) -> None:
     """List the inputs of USER_ID/APP_ID in insertion order (reads the database directly)."""
-    with open_store(db) as store:
+    with cli_store(db) as store:
         if not store.app_exists(user_id, app_id):
             raise click.ClickException(f"app {user_id}/{app_id} does not exist; see `app create` or check --db")
         items = store.list_inputs(user_id, app_id, page, per_page)

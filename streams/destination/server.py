@@ -34,9 +34,9 @@ from schemas.inputs_api import MAX_INPUTS_PER_REQUEST, Input, StatusCode
 from streams.destination.store import (
     SCOPE_LIST_INPUTS,
     SCOPE_POST_INPUTS,
+    BaseStore,
     InsertOutcome,
     KeyRecord,
-    Store,
     redact_key,
 )
 
@@ -97,7 +97,7 @@ class ServerState:
         }
 
 
-STORE_KEY = web.AppKey("store", Store)
+STORE_KEY = web.AppKey("store", BaseStore)
 STATE_KEY = web.AppKey("state", ServerState)
 CODE_KEY = web.ResponseKey("status_code", int)
 
@@ -256,6 +256,8 @@ def _input_problem(raw: Any) -> str | None:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "input"
         return f"{where}: {first['msg']}"
+    if "\x00" in item.id:  # refused on every backend: PostgreSQL's text cannot hold it
+        return "id: contains a NUL character; remove it"
     image, text = item.data.image, item.data.text
     has_image = image is not None and bool(image.url or image.base64)
     has_text = text is not None and bool(text.raw or text.url)
@@ -471,7 +473,7 @@ async def set_faults(request: web.Request) -> web.Response:
     return web.Response(body=faults.model_dump_json(), content_type="application/json")
 
 
-def create_app(store: Store, *, faults: bool = False, rng: random.Random | None = None) -> web.Application:
+def create_app(store: BaseStore, *, faults: bool = False, rng: random.Random | None = None) -> web.Application:
     """The destination web app over `store`; `faults=True` mounts `/_faults` (off by default)."""
     app = web.Application(middlewares=[_count, _json_errors], client_max_size=MAX_BODY_BYTES)
     app[STORE_KEY] = store
@@ -489,7 +491,9 @@ def create_app(store: Store, *, faults: bool = False, rng: random.Random | None 
 
 
 @asynccontextmanager
-async def running(store: Store, host: str = "127.0.0.1", port: int = 0, *, faults: bool = False) -> AsyncIterator[str]:
+async def running(
+    store: BaseStore, host: str = "127.0.0.1", port: int = 0, *, faults: bool = False
+) -> AsyncIterator[str]:
     """Serve `store` on host:port (0 = an ephemeral port) while the block runs; yields the base URL."""
     runner = web.AppRunner(create_app(store, faults=faults), access_log=None)
     await runner.setup()
@@ -503,7 +507,7 @@ async def running(store: Store, host: str = "127.0.0.1", port: int = 0, *, fault
 
 
 async def serve(
-    store: Store,
+    store: BaseStore,
     host: str = "127.0.0.1",
     port: int = 8080,
     *,

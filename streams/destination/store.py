@@ -1,4 +1,8 @@
-"""SQLite storage of the reference destination: users, apps, hashed API keys and inputs."""
+"""Storage of the reference destination: users, apps, hashed API keys and inputs.
+
+What every backend shares (records, checks, the queries) is here, with the SQLite backend, `Store`;
+PostgreSQL's is in `postgres.py`. `open_store` picks one from a path or a postgresql:// URL.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,13 @@ import hashlib
 import re
 import secrets
 import sqlite3
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import orjson
 
@@ -27,6 +32,7 @@ MAX_KEY_LENGTH = 256
 WAL_CHECKPOINT_PAGES = 16_384
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _KEY_RE = re.compile(r"^[\x21-\x7e]+$")
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -74,6 +80,10 @@ class AlreadyExistsError(StoreError):
 
 class InvalidArgumentError(StoreError):
     """An id, scope or key is malformed."""
+
+
+class UnavailableError(StoreError):
+    """The database cannot be opened or reached."""
 
 
 class InsertOutcome(StrEnum):
@@ -149,6 +159,14 @@ def redact_key(clear_key: str) -> str:
     return f"{clear_key[:4]}…" if len(clear_key) >= 8 else "…"
 
 
+def redact_url(location: str) -> str:
+    """`location` safe to print: a postgresql:// URL's password (user part or `password=` parameter) becomes ***."""
+    if not location.startswith(POSTGRES_SCHEMES):
+        return location
+    location = re.sub(r"^(\w+://[^:@/]*:)[^@/]*@", r"\1***@", location)
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", location)
+
+
 def _check_id(kind: str, value: str) -> None:
     if not _ID_RE.fullmatch(value):
         raise InvalidArgumentError(
@@ -175,63 +193,65 @@ def _check_clear_key(clear_key: str) -> None:
         )
 
 
-class Store:
-    """The destination's database: one SQLite file (or ":memory:"), safe to share with the CLI."""
+class BaseStore(ABC):
+    """The destination's database, whatever the backend: every query is written here once, with `?` placeholders.
 
-    def __init__(self, path: str | Path = ":memory:") -> None:
-        target = str(path)
-        if target != ":memory:":
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA foreign_keys = ON")
-        self._db.execute("PRAGMA busy_timeout = 5000")
-        if target != ":memory:":
-            self._db.execute("PRAGMA journal_mode = WAL")
-            # WAL + NORMAL: a commit is durable against a crash of the service (not of the machine) and
-            # costs no fsync; with FULL every request's commit waited for an fsync (~18 ms here), and the
-            # service, one event loop, did nothing else meanwhile.
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            # The log is copied into the database (a checkpoint, two fsyncs, in the commit that fills it) every
-            # 16,384 pages (64 MB), not SQLite's 1,000 (4 MB, ~30 requests of 128 inputs): the service, one
-            # event loop, answers nothing while a checkpoint waits. Batched posting in the bench went from
-            # 31,328-33,436 to 37,490-41,338 inputs/s. The log is synced only at checkpoints, so a crash of
-            # the machine can lose up to 64 MB of the latest inputs (docs/PERFORMANCE.md).
-            self._db.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
-        with self._transaction():
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    self._db.execute(statement)
+    A backend runs them (`_rows`, `_changed`), opens transactions and stores a batch of inputs its fastest way.
+    Its tables have a `rowid` in insertion order (SQLite's implicit one), which listings are sorted by.
+    """
 
+    @abstractmethod
     def close(self) -> None:
         """Close the database connection."""
-        self._db.close()
 
-    def __enter__(self) -> Store:
+    @abstractmethod
+    def _rows(self, query: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows `query` selects."""
+
+    @abstractmethod
+    def _changed(self, statement: str, args: Sequence[Any] = ()) -> int:
+        """Run `statement`; how many rows it inserted, updated or deleted."""
+
+    @abstractmethod
+    def _transaction(self) -> AbstractContextManager[object]:
+        """A transaction around the block: committed at its end, rolled back if it raises."""
+
+    @abstractmethod
+    def insert_inputs(
+        self, user_id: str, app_id: str, inputs: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> list[InsertOutcome]:
+        """Store (input_id, data) pairs in one transaction; an id already stored is a duplicate, kept once."""
+
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+    def _create_tables(self, schema: str) -> None:
+        with self._transaction():
+            for statement in schema.split(";"):
+                if statement.strip():
+                    self._changed(statement)
+
+    def _row(self, query: str, args: Sequence[Any]) -> tuple[Any, ...] | None:
+        rows = self._rows(query, args)
+        return rows[0] if rows else None
 
     # users and apps
 
+    # An id that could not have been created (e.g. one with a NUL from a request's path, which PostgreSQL would
+    # refuse as a query argument) names nothing, on every backend alike.
+
     def user_exists(self, user_id: str) -> bool:
         """Whether user `user_id` exists."""
-        return self._db.execute("SELECT 1 FROM users WHERE id = ?", (user_id,)).fetchone() is not None
+        return bool(_ID_RE.fullmatch(user_id)) and self._row("SELECT 1 FROM users WHERE id = ?", (user_id,)) is not None
 
     def app_exists(self, user_id: str, app_id: str) -> bool:
         """Whether app `user_id/app_id` exists."""
-        row = self._db.execute("SELECT 1 FROM apps WHERE user_id = ? AND app_id = ?", (user_id, app_id)).fetchone()
-        return row is not None
+        if not (_ID_RE.fullmatch(user_id) and _ID_RE.fullmatch(app_id)):
+            return False
+        return self._row("SELECT 1 FROM apps WHERE user_id = ? AND app_id = ?", (user_id, app_id)) is not None
 
     def create_user(self, user_id: str) -> None:
         """Create user `user_id`; AlreadyExistsError if it exists."""
@@ -241,11 +261,11 @@ class Store:
     def ensure_user(self, user_id: str) -> bool:
         """Create user `user_id` unless it exists; True when it was created."""
         _check_id("user", user_id)
-        with self._transaction() as db:
-            cursor = db.execute(
+        with self._transaction():
+            created = self._changed(
                 "INSERT INTO users (id, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING", (user_id, utc_now())
             )
-            return cursor.rowcount == 1
+            return created == 1
 
     def create_app(self, user_id: str, app_id: str) -> None:
         """Create app `user_id/app_id`; NotFoundError if the user is missing, AlreadyExistsError if taken."""
@@ -257,12 +277,12 @@ class Store:
         _check_id("app", app_id)
         if not self.user_exists(user_id):
             raise NotFoundError(f"user {user_id} does not exist; create it first (`user create {user_id}`)")
-        with self._transaction() as db:
-            cursor = db.execute(
+        with self._transaction():
+            created = self._changed(
                 "INSERT INTO apps (user_id, app_id, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 (user_id, app_id, utc_now()),
             )
-            return cursor.rowcount == 1
+            return created == 1
 
     # keys
 
@@ -302,19 +322,18 @@ class Store:
                     )
                 return existing.key_id, clear_key
         key_id = secrets.token_hex(6)
-        with self._transaction() as db:
-            db.execute(
+        with self._transaction():
+            self._changed(
                 "INSERT INTO api_keys (key_id, key_hash, user_id, app_id, scopes, revoked, created_at)"
-                " VALUES (?, ?, ?, ?, ?, 0, ?)",
+                " VALUES (?, ?, ?, ?, ?, FALSE, ?)",
                 (key_id, hash_key(clear_key), user_id, app_id, " ".join(sorted(wanted)), utc_now()),
             )
         return key_id, clear_key
 
     def revoke_key(self, key_id: str) -> None:
         """Revoke key `key_id` (idempotent); NotFoundError if no such key."""
-        with self._transaction() as db:
-            cursor = db.execute("UPDATE api_keys SET revoked = 1 WHERE key_id = ?", (key_id,))
-            if cursor.rowcount == 0:
+        with self._transaction():
+            if self._changed("UPDATE api_keys SET revoked = TRUE WHERE key_id = ?", (key_id,)) == 0:
                 raise NotFoundError(f"no key with id {key_id}; see the ids with `key list`")
 
     def find_key(self, clear_key: str) -> KeyRecord | None:
@@ -337,7 +356,7 @@ class Store:
         if user_id is not None:
             query += " WHERE user_id = ?"
             args = (user_id,)
-        return [self._key_record(row) for row in self._db.execute(query + " ORDER BY rowid", args)]
+        return [self._key_record(row) for row in self._rows(query + " ORDER BY rowid", args)]
 
     def bootstrap(self, user_id: str, app_id: str, clear_key: str, scopes: Iterable[str]) -> KeyRecord:
         """Ensure user, app and the given key exist (idempotent); return the key's record."""
@@ -349,10 +368,9 @@ class Store:
         return record
 
     def _key_where(self, condition: str, value: str) -> KeyRecord | None:
-        row = self._db.execute(
-            f"SELECT key_id, user_id, app_id, scopes, revoked, created_at FROM api_keys WHERE {condition}",
-            (value,),
-        ).fetchone()
+        row = self._row(
+            f"SELECT key_id, user_id, app_id, scopes, revoked, created_at FROM api_keys WHERE {condition}", (value,)
+        )
         return None if row is None else self._key_record(row)
 
     @staticmethod
@@ -362,25 +380,9 @@ class Store:
 
     # inputs
 
-    def insert_inputs(
-        self, user_id: str, app_id: str, inputs: Sequence[tuple[str, Mapping[str, Any]]]
-    ) -> list[InsertOutcome]:
-        """Store (input_id, data) pairs in one transaction; an id already stored is a duplicate, kept once."""
-        now = utc_now()
-        outcomes: list[InsertOutcome] = []
-        with self._transaction() as db:
-            for input_id, data in inputs:
-                cursor = db.execute(
-                    "INSERT INTO inputs (user_id, app_id, input_id, data, created_at) VALUES (?, ?, ?, ?, ?)"
-                    " ON CONFLICT DO NOTHING",
-                    (user_id, app_id, input_id, orjson.dumps(data).decode(), now),
-                )
-                outcomes.append(InsertOutcome.INSERTED if cursor.rowcount == 1 else InsertOutcome.DUPLICATE)
-        return outcomes
-
     def list_inputs(self, user_id: str, app_id: str, page: int = 1, per_page: int = 128) -> list[StoredInput]:
         """One page (from 1) of the app's inputs, in insertion order."""
-        rows = self._db.execute(
+        rows = self._rows(
             "SELECT input_id, data, created_at FROM inputs WHERE user_id = ? AND app_id = ?"
             " ORDER BY rowid LIMIT ? OFFSET ?",
             (user_id, app_id, per_page, (page - 1) * per_page),
@@ -389,15 +391,96 @@ class Store:
 
     def get_input(self, user_id: str, app_id: str, input_id: str) -> StoredInput | None:
         """One stored input, or None."""
-        row = self._db.execute(
+        if "\x00" in input_id:  # never stored: the service refuses it
+            return None
+        row = self._row(
             "SELECT input_id, data, created_at FROM inputs WHERE user_id = ? AND app_id = ? AND input_id = ?",
             (user_id, app_id, input_id),
-        ).fetchone()
+        )
         return None if row is None else StoredInput(row[0], orjson.loads(row[1]), row[2])
 
     def count_inputs(self, user_id: str, app_id: str) -> int:
         """How many inputs the app holds."""
-        row = self._db.execute(
-            "SELECT COUNT(*) FROM inputs WHERE user_id = ? AND app_id = ?", (user_id, app_id)
-        ).fetchone()
-        return int(row[0])
+        rows = self._rows("SELECT COUNT(*) FROM inputs WHERE user_id = ? AND app_id = ?", (user_id, app_id))
+        return int(rows[0][0])
+
+
+class Store(BaseStore):
+    """The SQLite backend: one database file (or ":memory:"), safe to share with the CLI."""
+
+    def __init__(self, path: str | Path = ":memory:") -> None:
+        target = str(path)
+        if target != ":memory:":
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA foreign_keys = ON")
+        self._db.execute("PRAGMA busy_timeout = 5000")
+        if target != ":memory:":
+            self._db.execute("PRAGMA journal_mode = WAL")
+            # WAL + NORMAL: a commit is durable against a crash of the service (not of the machine) and
+            # costs no fsync; with FULL every request's commit waited for an fsync (~18 ms here), and the
+            # service, one event loop, did nothing else meanwhile.
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            # The log is copied into the database (a checkpoint, two fsyncs, in the commit that fills it) every
+            # 16,384 pages (64 MB), not SQLite's 1,000 (4 MB, ~30 requests of 128 inputs): the service, one
+            # event loop, answers nothing while a checkpoint waits. Batched posting in the bench went from
+            # 31,328-33,436 to 37,490-41,338 inputs/s. The log is synced only at checkpoints, so a crash of
+            # the machine can lose up to 64 MB of the latest inputs (docs/PERFORMANCE.md).
+            self._db.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
+        self._create_tables(_SCHEMA)
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self._db.close()
+
+    def _rows(self, query: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._db.execute(query, args).fetchall()
+
+    def _changed(self, statement: str, args: Sequence[Any] = ()) -> int:
+        return self._db.execute(statement, args).rowcount
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def insert_inputs(
+        self, user_id: str, app_id: str, inputs: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> list[InsertOutcome]:
+        """Store (input_id, data) pairs in one transaction; an id already stored is a duplicate, kept once."""
+        now = utc_now()
+        outcomes: list[InsertOutcome] = []
+        with self._transaction():
+            for input_id, data in inputs:
+                cursor = self._db.execute(
+                    "INSERT INTO inputs (user_id, app_id, input_id, data, created_at) VALUES (?, ?, ?, ?, ?)"
+                    " ON CONFLICT DO NOTHING",
+                    (user_id, app_id, input_id, orjson.dumps(data).decode(), now),
+                )
+                outcomes.append(InsertOutcome.INSERTED if cursor.rowcount == 1 else InsertOutcome.DUPLICATE)
+        return outcomes
+
+
+def open_store(target: str | Path) -> BaseStore:
+    """The store at `target`: PostgreSQL for a postgresql:// URL, else the SQLite file at that path (or ":memory:").
+
+    UnavailableError, saying what to check, when the database cannot be opened or reached.
+    """
+    location = str(target)
+    if location.startswith(POSTGRES_SCHEMES):
+        try:
+            from streams.destination.postgres import PostgresStore  # psycopg comes with the `postgres` extra
+        except ImportError as exc:
+            raise UnavailableError(
+                f"a PostgreSQL database needs psycopg 3 ({exc}); install it: pip install 'collectors[postgres]'"
+            ) from exc
+        return PostgresStore(location)
+    try:
+        return Store(location)
+    except sqlite3.Error as exc:
+        raise UnavailableError(f"cannot open the SQLite database {location}: {exc}; check the path") from exc

@@ -1,21 +1,55 @@
-"""Fixtures: a seeded in-memory store served over real HTTP on an ephemeral port."""
+"""Fixtures: a seeded store, on SQLite and on a real PostgreSQL, served over real HTTP on an ephemeral port."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
 import pytest
 
 from streams.destination.server import running
-from streams.destination.store import Store
+from streams.destination.store import BaseStore, open_store
 
-from .support import Keys
+from .localpg import INSTALL_HINT, LocalPostgres, find_bindir, running_in_ci
+from .support import BACKENDS, Keys
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[LocalPostgres]:
+    """A throwaway PostgreSQL cluster for the session; where PostgreSQL is not installed, its tests are skipped
+    (failed when $CI is set, so CI cannot skip them silently)."""
+    bindir = find_bindir()
+    if bindir is None:
+        reason = (
+            f"PostgreSQL not found (no initdb from pg_config, on PATH or in /usr/lib/postgresql/*/bin): {INSTALL_HINT}"
+        )
+        if running_in_ci():
+            pytest.fail(f"{reason}; $CI is set, so the PostgreSQL tests may not be skipped")
+        pytest.skip(reason)
+    cluster = LocalPostgres(bindir)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture
-def store() -> Iterator[Store]:
-    with Store(":memory:") as db:
+def postgres_url(postgres: LocalPostgres) -> str:
+    """The URL of a new, empty database of the session's cluster: this test's alone."""
+    return postgres.create_database(f"test_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(params=BACKENDS)
+def database(request: pytest.FixtureRequest) -> str:
+    """Where the test's store lives: ":memory:" SQLite, then a fresh PostgreSQL database (the test runs on both)."""
+    return ":memory:" if request.param == "sqlite" else str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def store(database: str) -> Iterator[BaseStore]:
+    with open_store(database) as db:
         db.create_user("alice")
         db.create_app("alice", "photos")
         db.create_user("bob")
@@ -24,7 +58,7 @@ def store() -> Iterator[Store]:
 
 
 @pytest.fixture
-def keys(store: Store) -> Keys:
+def keys(store: BaseStore) -> Keys:
     revoked_id, revoked = store.create_key("alice", "photos", ["All"])
     store.revoke_key(revoked_id)
     return Keys(
@@ -38,7 +72,7 @@ def keys(store: Store) -> Keys:
 
 
 @pytest.fixture
-async def url(store: Store) -> AsyncIterator[str]:
+async def url(store: BaseStore) -> AsyncIterator[str]:
     async with running(store, faults=True) as base_url:
         yield base_url
 

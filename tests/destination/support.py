@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+BACKENDS = ("sqlite", "postgresql")  # what a test of the store runs on: each in turn
+
 
 @dataclass(frozen=True)
 class Keys:

@@ -15,12 +15,16 @@ import pytest
 from click.testing import CliRunner, Result
 
 from streams.destination.commands import destination
-from streams.destination.store import Store
+from streams.destination.store import open_store
+from streams.localstack import free_port
+
+from .support import BACKENDS
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> str:
-    return str(tmp_path / "dest.db")
+@pytest.fixture(params=BACKENDS)
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The database the commands use: a SQLite file, then a fresh PostgreSQL database (each test runs on both)."""
+    return str(tmp_path / "dest.db") if request.param == "sqlite" else str(request.getfixturevalue("postgres_url"))
 
 
 def run(*args: str, db: str | None = None) -> Result:
@@ -43,7 +47,7 @@ def test_user_app_key_lifecycle(db: str) -> None:
     info = json.loads(created.output)
     assert info["user_id"] == "bob" and info["app_id"] == "photos"
     assert info["scopes"] == ["ListInputs", "PostInputs"] and not info["revoked"]
-    with Store(db) as store:
+    with open_store(db) as store:
         record = store.authenticate(info["key"])
         assert record is not None and record.key_id == info["key_id"]
 
@@ -53,8 +57,15 @@ def test_user_app_key_lifecycle(db: str) -> None:
     assert "revoked" in run("key", "list", "--user", "bob", db=db).output
     unknown = run("key", "revoke", "nope", db=db)
     assert unknown.exit_code == 1 and "no key with id nope" in unknown.output
-    with Store(db) as store:
+    with open_store(db) as store:
         assert store.authenticate(info["key"]) is None
+
+
+def test_unreachable_database_says_what_to_check() -> None:
+    result = run("user", "create", "alice", db=f"postgresql://me:s3cret@127.0.0.1:{free_port()}/inputs")
+    assert result.exit_code == 1
+    assert "cannot connect to PostgreSQL at postgresql://me:***@" in result.output
+    assert "set by --db or $COLLECTORS_DESTINATION_DB" in result.output and "s3cret" not in result.output
 
 
 def test_key_create_text_output_and_default_scope(db: str) -> None:
@@ -64,7 +75,7 @@ def test_key_create_text_output_and_default_scope(db: str) -> None:
     clear = re.search(r"^key:\s+(\S+)", result.output, re.MULTILINE)
     assert clear is not None
     assert "scopes: PostInputs" in result.output
-    with Store(db) as store:
+    with open_store(db) as store:
         record = store.authenticate(clear.group(1))
         assert record is not None and record.scopes == frozenset({"PostInputs"})
 
@@ -85,13 +96,13 @@ def test_bootstrap_and_env_db(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert first.exit_code == 0, first.output
     assert json.loads(first.output) == json.loads(run(*args).output)
     assert "demo-key-0123456789" not in first.output
-    with Store(db) as store:
+    with open_store(db) as store:
         assert store.app_exists("demo", "photos")
         assert store.authenticate("demo-key-0123456789") is not None
 
 
 def test_inputs_list(db: str) -> None:
-    with Store(db) as store:
+    with open_store(db) as store:
         store.bootstrap("alice", "photos", "alice-key-0123456789", ["All"])
         store.insert_inputs(
             "alice",
@@ -114,7 +125,7 @@ def test_inputs_list(db: str) -> None:
 
 
 def test_serve_runs_until_sigterm(db: str) -> None:
-    with Store(db) as store:
+    with open_store(db) as store:
         store.bootstrap("alice", "photos", "alice-key-0123456789", ["All"])
     process = subprocess.Popen(
         [sys.executable, "-m", "streams.destination", "serve", "--port", "0", "--db", db, "--faults"],
@@ -146,7 +157,7 @@ def test_serve_runs_until_sigterm(db: str) -> None:
             process.wait()
     assert process.returncode == 0, err
     assert out.strip() == "destination stopped"
-    with Store(db) as store:
+    with open_store(db) as store:
         assert store.count_inputs("alice", "photos") == 1
 
 

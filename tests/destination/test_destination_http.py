@@ -11,7 +11,7 @@ import pytest
 from multidict import CIMultiDictProxy
 
 from schemas.inputs_api import PostInputsResponse, StatusCode
-from streams.destination.store import Store
+from streams.destination.store import BaseStore
 
 from .support import Keys
 
@@ -47,7 +47,7 @@ def codes(body: dict[str, Any]) -> list[int]:
     return [item["status"]["code"] for item in body["inputs"]]
 
 
-async def test_all_new_inputs_are_stored(url: str, http: aiohttp.ClientSession, keys: Keys, store: Store) -> None:
+async def test_all_new_inputs_are_stored(url: str, http: aiohttp.ClientSession, keys: Keys, store: BaseStore) -> None:
     status, body, _ = await post(http, url, keys.post, [image("a"), {"id": "b", "data": {"text": {"raw": "hi"}}}])
     assert status == 200
     assert body["status"] == {"code": 10000, "description": "Ok"}
@@ -63,7 +63,7 @@ async def test_all_new_inputs_are_stored(url: str, http: aiohttp.ClientSession, 
 
 
 async def test_duplicates_are_reported_and_not_stored_twice(
-    url: str, http: aiohttp.ClientSession, keys: Keys, store: Store
+    url: str, http: aiohttp.ClientSession, keys: Keys, store: BaseStore
 ) -> None:
     await post(http, url, keys.post, [image("a", metadata={"v": 1})])
     status, body, _ = await post(http, url, keys.post, [image("a", metadata={"v": 2})])
@@ -76,7 +76,7 @@ async def test_duplicates_are_reported_and_not_stored_twice(
     assert first is not None and first.data["metadata"] == {"v": 1}
 
 
-async def test_mixed_new_and_duplicate(url: str, http: aiohttp.ClientSession, keys: Keys, store: Store) -> None:
+async def test_mixed_new_and_duplicate(url: str, http: aiohttp.ClientSession, keys: Keys, store: BaseStore) -> None:
     await post(http, url, keys.post, [image("a")])
     status, body, _ = await post(http, url, keys.post, [image("a"), image("b"), image("b")])
     assert status == 200
@@ -86,7 +86,7 @@ async def test_mixed_new_and_duplicate(url: str, http: aiohttp.ClientSession, ke
     assert [item.input_id for item in store.list_inputs("alice", "photos")] == ["a", "b"]
 
 
-async def test_invalid_inputs_fail_alone(url: str, http: aiohttp.ClientSession, keys: Keys, store: Store) -> None:
+async def test_invalid_inputs_fail_alone(url: str, http: aiohttp.ClientSession, keys: Keys, store: BaseStore) -> None:
     batch = [
         image("ok1"),
         {"data": {"image": {"url": "https://img.example/x.jpg"}}},  # no id
@@ -109,7 +109,19 @@ async def test_invalid_inputs_fail_alone(url: str, http: aiohttp.ClientSession, 
     assert store.count_inputs("alice", "photos") == 2
 
 
-async def test_all_invalid_is_400(url: str, http: aiohttp.ClientSession, keys: Keys, store: Store) -> None:
+async def test_nul_in_an_id_is_invalid(url: str, http: aiohttp.ClientSession, keys: Keys, store: BaseStore) -> None:
+    status, body, _ = await post(http, url, keys.post, [image("a\x00b"), image("c")])
+    assert status == 200
+    assert codes(body) == [StatusCode.INPUT_INVALID_ARGUMENT, StatusCode.INPUT_SUCCESS]
+    assert "NUL" in body["inputs"][0]["status"]["details"]
+    assert [item.input_id for item in store.list_inputs("alice", "photos")] == ["c"]
+    status, body, _ = await call(http, "GET", f"{url}/v2/users/alice/apps/photos/inputs/a%00b", keys.post)
+    assert status == 404 and body["status"]["description"] == "Input not found"
+    status, body, _ = await post(http, url, keys.user_wide, [image("d")], path="alice/pho%00tos")
+    assert status == 404 and body["status"]["description"] == "App not found"
+
+
+async def test_all_invalid_is_400(url: str, http: aiohttp.ClientSession, keys: Keys, store: BaseStore) -> None:
     status, body, _ = await post(http, url, keys.post, [{"id": "x", "data": {}}])
     assert status == 400
     assert body["status"]["code"] == StatusCode.FAILURE
@@ -117,7 +129,7 @@ async def test_all_invalid_is_400(url: str, http: aiohttp.ClientSession, keys: K
     assert store.count_inputs("alice", "photos") == 0
 
 
-async def test_over_128_inputs_refused(url: str, http: aiohttp.ClientSession, keys: Keys, store: Store) -> None:
+async def test_over_128_inputs_refused(url: str, http: aiohttp.ClientSession, keys: Keys, store: BaseStore) -> None:
     status, body, _ = await post(http, url, keys.post, [image(f"i{n}") for n in range(129)])
     assert status == 400
     assert body["status"]["code"] == StatusCode.INPUT_OVER_LIMIT
@@ -141,7 +153,7 @@ async def test_over_128_inputs_refused(url: str, http: aiohttp.ClientSession, ke
     ],
 )
 async def test_malformed_body(
-    url: str, http: aiohttp.ClientSession, keys: Keys, store: Store, payload: bytes, fragment: str
+    url: str, http: aiohttp.ClientSession, keys: Keys, store: BaseStore, payload: bytes, fragment: str
 ) -> None:
     status, body, _ = await call(http, "POST", f"{url}/v2/users/alice/apps/photos/inputs", keys.post, data=payload)
     assert status == 400
@@ -151,7 +163,7 @@ async def test_malformed_body(
 
 
 async def test_missing_unknown_and_revoked_keys_are_401(
-    url: str, http: aiohttp.ClientSession, keys: Keys, store: Store
+    url: str, http: aiohttp.ClientSession, keys: Keys, store: BaseStore
 ) -> None:
     unknown = "zzzz-unknown-key-0123456789"
     for key, fragment in [(None, "Authorization: Key"), (unknown, "not known"), (keys.revoked, "revoked")]:
@@ -164,7 +176,9 @@ async def test_missing_unknown_and_revoked_keys_are_401(
     assert store.count_inputs("alice", "photos") == 0
 
 
-async def test_key_without_post_scope_is_403(url: str, http: aiohttp.ClientSession, keys: Keys, store: Store) -> None:
+async def test_key_without_post_scope_is_403(
+    url: str, http: aiohttp.ClientSession, keys: Keys, store: BaseStore
+) -> None:
     status, body, _ = await post(http, url, keys.list_only, [image("a")])
     assert status == 403
     assert body["status"]["code"] == StatusCode.CONN_INSUFFICIENT_SCOPES
@@ -173,7 +187,7 @@ async def test_key_without_post_scope_is_403(url: str, http: aiohttp.ClientSessi
     assert store.count_inputs("alice", "photos") == 0
 
 
-async def test_key_of_another_app_is_403(url: str, http: aiohttp.ClientSession, keys: Keys, store: Store) -> None:
+async def test_key_of_another_app_is_403(url: str, http: aiohttp.ClientSession, keys: Keys, store: BaseStore) -> None:
     status, body, _ = await post(http, url, keys.bob, [image("a")])
     assert status == 403
     assert body["status"]["code"] == StatusCode.CONN_INSUFFICIENT_SCOPES
@@ -186,7 +200,9 @@ async def test_key_of_another_app_is_403(url: str, http: aiohttp.ClientSession, 
     assert store.count_inputs("alice", "photos") == store.count_inputs("alice", "second") == 0
 
 
-async def test_user_wide_key_and_unknown_app(url: str, http: aiohttp.ClientSession, keys: Keys, store: Store) -> None:
+async def test_user_wide_key_and_unknown_app(
+    url: str, http: aiohttp.ClientSession, keys: Keys, store: BaseStore
+) -> None:
     status, body, _ = await post(http, url, keys.user_wide, [image("a")], path="alice/nope")
     assert status == 404
     assert body["status"]["code"] == StatusCode.FAILURE
@@ -248,7 +264,7 @@ async def set_faults(http: aiohttp.ClientSession, url: str, **config: Any) -> No
         assert response.status == 200, await response.text()
 
 
-async def test_fault_down_is_503(url: str, http: aiohttp.ClientSession, keys: Keys, store: Store) -> None:
+async def test_fault_down_is_503(url: str, http: aiohttp.ClientSession, keys: Keys, store: BaseStore) -> None:
     await set_faults(http, url, down=True)
     status, body, headers = await post(http, url, keys.post, [image("a")])
     assert status == 503
@@ -263,7 +279,9 @@ async def test_fault_down_is_503(url: str, http: aiohttp.ClientSession, keys: Ke
     assert store.count_inputs("alice", "photos") == 1
 
 
-async def test_fault_throttle_stores_nothing(url: str, http: aiohttp.ClientSession, keys: Keys, store: Store) -> None:
+async def test_fault_throttle_stores_nothing(
+    url: str, http: aiohttp.ClientSession, keys: Keys, store: BaseStore
+) -> None:
     await set_faults(http, url, error_rate=1.0, error_status=429)
     for _ in range(3):
         status, body, headers = await post(http, url, keys.post, [image("a"), image("b")])
@@ -277,7 +295,7 @@ async def test_fault_throttle_stores_nothing(url: str, http: aiohttp.ClientSessi
     assert store.count_inputs("alice", "photos") == 0
 
 
-async def test_fault_rate_is_a_fraction(url: str, http: aiohttp.ClientSession, keys: Keys, store: Store) -> None:
+async def test_fault_rate_is_a_fraction(url: str, http: aiohttp.ClientSession, keys: Keys, store: BaseStore) -> None:
     await set_faults(http, url, error_rate=0.5, error_status=500, seed=7)
     statuses = [(await post(http, url, keys.post, [image(f"x{n}")]))[0] for n in range(60)]
     failures = statuses.count(500)
@@ -302,7 +320,7 @@ async def test_fault_config_is_validated(url: str, http: aiohttp.ClientSession) 
         assert (await response.json())["error_rate"] == 0.0
 
 
-async def test_faults_not_mounted_by_default(store: Store, http: aiohttp.ClientSession) -> None:
+async def test_faults_not_mounted_by_default(store: BaseStore, http: aiohttp.ClientSession) -> None:
     from streams.destination.server import running
 
     async with running(store) as base_url, http.post(f"{base_url}/_faults", json={"down": True}) as response:
