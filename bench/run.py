@@ -53,7 +53,7 @@ from streams.localstack import free_port
 
 DEFAULT_KAFKA_PORT = 39392
 POSTING_RTT_S = 0.02  # the round trip of a hosted inputs API, for the second posting measurement
-BALANCED = {"pipeline", "scaling"}  # run twice each, in ABBA order (:func:`schedule`)
+BALANCED = {"pipeline", "scaling"}  # run four times each, in the order ABBA BAAB (:func:`schedule`)
 VARIANTS = ("raw", "baseline_a", "pipeline", "scaling", "naive", "workers", "latency", "memory", "posting")
 ON_MAIN_TOPIC = frozenset({"raw", "baseline_a", "pipeline", "naive", "workers"})
 FALLBACK_RATE = 2_000.0
@@ -216,13 +216,15 @@ def _nth(name: str, repeat: int) -> str:
 
 
 def schedule(only: set[str]) -> list[str]:
-    """The chosen variants in :data:`VARIANTS` order; with both pipeline and scaling, those two run twice,
-    pipeline, scaling, scaling, pipeline: whatever a variant gains or loses by running later counts the same
-    on both sides of their ratio (docs/PERFORMANCE.md: with scaling run first the ratio came out higher)."""
+    """The chosen variants in :data:`VARIANTS` order; with both pipeline and scaling, those two run four times
+    each, pipeline, scaling, scaling, pipeline, then scaling, pipeline, pipeline, scaling: whatever a variant
+    gains or loses by running later or earlier counts the same on both sides of their ratio
+    (docs/PERFORMANCE.md: with scaling run first the ratio came out higher), and four runs a side halve
+    the spread of one pair (a variant's runs within one bench differed by up to 14%)."""
     order = [variant for variant in VARIANTS if variant in only]
     if only >= BALANCED:
         after = order.index("scaling") + 1
-        order[after:after] = ["scaling", "pipeline"]
+        order[after:after] = ["scaling", "pipeline", "scaling", "pipeline", "pipeline", "scaling"]
     return order
 
 
@@ -424,7 +426,7 @@ def table(result: dict[str, Any]) -> str:
                 "in the worker log(s)"
             )
             rows.extend(f"  {line}" for line in d["worker_log_first_errors"])
-            if "runs" in d:  # run twice (pipeline, scaling, scaling, pipeline); the figures above are the first's
+            if "runs" in d:  # run four times (:func:`schedule`); the figures above are the first run's
                 rows.append(
                     "  each run: "
                     + "; ".join(

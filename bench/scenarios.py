@@ -83,29 +83,29 @@ class Bench:
         return asyncio.run(loops.topic_size(self.bootstrap, topic, PARTITIONS))
 
 
-def pooled(first: Outcome, second: Outcome) -> Outcome:
-    """Two runs of one variant as one: events, seconds and CPU summed (the rate over both), both checks; the
-    first run's details, with each run's rate and times under ``runs``."""
+def pooled(earlier: Outcome, later: Outcome) -> Outcome:
+    """Runs of one variant as one: events, seconds and CPU summed (the rate over all), every check; the first
+    run's details, with each run's rate and times under ``runs``. ``earlier`` may be a pooled outcome."""
     window = None
-    if first.window is not None and second.window is not None:
-        cpu = {name: first.window.cpu.get(name, 0.0) + second.window.cpu.get(name, 0.0) for name in first.window.cpu}
-        window = Window(first.window.events + second.window.events, first.window.seconds + second.window.seconds, cpu)
-    runs = [
-        {
-            "events_per_s": round(o.window.events_per_s, 1) if o.window else None,
-            **{
-                k: o.extra.get(k)
-                for k in ("first_to_last_event_read_s", "first_event_to_settled_s", "longest_posting_pause_s")
-            },
-        }
-        for o in (first, second)
-    ]
+    if earlier.window is not None and later.window is not None:
+        cpu = {name: earlier.window.cpu.get(name, 0.0) + later.window.cpu.get(name, 0.0) for name in earlier.window.cpu}
+        window = Window(earlier.window.events + later.window.events, earlier.window.seconds + later.window.seconds, cpu)
     return Outcome(
-        check=first.check and second.check,
-        check_text=f"{first.check_text}; again: {second.check_text}",
+        check=earlier.check and later.check,
+        check_text=f"{earlier.check_text}; again: {later.check_text}",
         window=window,
-        extra={**first.extra, "runs": runs},
+        extra={**earlier.extra, "runs": [*earlier.extra.get("runs", [_run_figures(earlier)]), _run_figures(later)]},
     )
+
+
+def _run_figures(outcome: Outcome) -> dict[str, Any]:
+    return {
+        "events_per_s": round(outcome.window.events_per_s, 1) if outcome.window else None,
+        **{
+            k: outcome.extra.get(k)
+            for k in ("first_to_last_event_read_s", "first_event_to_settled_s", "longest_posting_pause_s")
+        },
+    }
 
 
 def timeout_s(events: int) -> float:
