@@ -10,24 +10,22 @@ import orjson
 import psycopg
 
 from streams.clock import utc_now
-from streams.destination.store import BaseStore, InsertOutcome, UnavailableError, redact_url
+from streams.destination.store import (
+    USERS_AND_APPS_SCHEMA,
+    BaseStore,
+    InsertOutcome,
+    UnavailableError,
+    redact_url,
+)
 
 CONNECT_TIMEOUT_S = 10
 
 # As SQLite's schema, with booleans for `revoked` and an explicit `rowid` (insertion order) where listings need it.
 # The lock, held until the tables are committed, keeps two processes starting at once from racing to create them.
-_SCHEMA = """
-SELECT pg_advisory_xact_lock(1668246636);
-CREATE TABLE IF NOT EXISTS users (
-    id TEXT PRIMARY KEY,
-    created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS apps (
-    user_id TEXT NOT NULL REFERENCES users(id),
-    app_id TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    PRIMARY KEY (user_id, app_id)
-);
+_SCHEMA = (
+    "SELECT pg_advisory_xact_lock(1668246636);"
+    + USERS_AND_APPS_SCHEMA
+    + """
 CREATE TABLE IF NOT EXISTS api_keys (
     rowid BIGINT GENERATED ALWAYS AS IDENTITY,
     key_id TEXT PRIMARY KEY,
@@ -49,6 +47,7 @@ CREATE TABLE IF NOT EXISTS inputs (
     FOREIGN KEY (user_id, app_id) REFERENCES apps(user_id, app_id)
 );
 """
+)
 
 # One statement for the whole batch, in the batch's order: an id met twice is stored the first time, and the
 # ids returned are those stored (the others were already there). The two arrays go in binary (%b): dumped as

@@ -34,7 +34,7 @@ _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _KEY_RE = re.compile(r"^[\x21-\x7e]+$")
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
-_SCHEMA = """
+USERS_AND_APPS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
     id TEXT PRIMARY KEY,
     created_at TEXT NOT NULL
@@ -45,6 +45,12 @@ CREATE TABLE IF NOT EXISTS apps (
     created_at TEXT NOT NULL,
     PRIMARY KEY (user_id, app_id)
 );
+"""
+"""The tables every backend creates alike; keys and inputs differ (booleans, insertion order)."""
+
+_SCHEMA = (
+    USERS_AND_APPS_SCHEMA
+    + """
 CREATE TABLE IF NOT EXISTS api_keys (
     key_id TEXT PRIMARY KEY,
     key_hash TEXT NOT NULL UNIQUE,
@@ -64,6 +70,7 @@ CREATE TABLE IF NOT EXISTS inputs (
     FOREIGN KEY (user_id, app_id) REFERENCES apps(user_id, app_id)
 );
 """
+)
 
 
 class StoreError(Exception):
