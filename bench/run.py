@@ -270,6 +270,13 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a is not None and b else None
 
 
+def _ratios_each(scaling: dict[str, Any], pipeline: dict[str, Any]) -> list[float | None]:
+    """Each scaling run's rate over its pipeline twin's (the runs in :func:`schedule` order: the n-th of
+    each), to show the spread the pooled ratio evens out."""
+    pairs = zip(scaling.get("runs", []), pipeline.get("runs", []), strict=False)
+    return [_ratio(many["events_per_s"], ten["events_per_s"]) for many, ten in pairs]
+
+
 def _us(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
@@ -295,6 +302,7 @@ def report(
         "pipeline_vs_baseline_a": _ratio(rates["pipeline"], rates["baseline_a"]),
         "pipeline_vs_naive": _ratio(rates["pipeline"], rates["naive"]),
         "collectors_1000_vs_10": _ratio(rates["scaling"], rates["pipeline"]),
+        "collectors_1000_vs_10_each": _ratios_each(details.get("scaling", {}), details.get("pipeline", {})),
         "two_workers_vs_one": _ratio(rates["workers"], rates["pipeline"]),
         "p50_latency_ms": latency.get("p50_ms"),
         "p99_latency_ms": latency.get("p99_ms"),
