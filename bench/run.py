@@ -277,10 +277,6 @@ def _ratios_each(scaling: dict[str, Any], pipeline: dict[str, Any]) -> list[floa
     return [_ratio(many["events_per_s"], ten["events_per_s"]) for many, ten in pairs]
 
 
-def _us(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)
-
-
 def _met(value: float | None, comparison: str, bound: float) -> bool | None:
     if value is None:
         return None
@@ -328,11 +324,7 @@ def report(
     result |= {
         "targets_met": all(measured) if len(measured) == len(TARGETS) else None,
         "targets_met_count": f"{sum(measured)}/{len(measured)} measured",
-        "cpu_us_per_event": {
-            name: {process: _us(o.window.cpu_us_per_event(process)) for process in o.window.cpu}
-            for name, o in outcomes.items()
-            if o.window is not None
-        },
+        "cpu_us_per_event": {name: o.window.cpu_us() for name, o in outcomes.items() if o.window is not None},
         "simulate_events_per_s": round(sizes.events / expected.simulate_s, 1) if expected else None,
         "expected_queued": expected.queued if expected else None,
         "expected_posted": expected.posted if expected else None,

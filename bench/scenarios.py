@@ -406,11 +406,14 @@ def run_memory(bench: Bench, *, config: Path, pool: list[dict[str, Any]], rate: 
     )
 
 
-def _wait_delivered(stack: Stack, watch: Stopwatch, *, until_inputs: int, max_s: float, limit_s: float) -> Window:
+def _wait_delivered(
+    stack: Stack, watch: Stopwatch, *, until_inputs: int, max_s: float, limit_s: float
+) -> Window | None:
     """Poll the destination every 0.1 s until ``until_inputs`` are stored, or ``max_s`` after the first was.
 
     ``watch`` runs from the first poll that shows an input stored to the last poll; the window's events are
-    the inputs stored meanwhile, so its CPU per event is CPU per input posted."""
+    the inputs stored meanwhile, so its CPU per event is CPU per input posted (None: all were stored before
+    the first poll, nothing was measured)."""
     deadline = time.monotonic() + limit_s
     first: float | None = None
     since = 0
@@ -424,9 +427,7 @@ def _wait_delivered(stack: Stack, watch: Stopwatch, *, until_inputs: int, max_s:
         if now > deadline:
             raise TimeoutError(f"{stored:,} inputs stored in {limit_s:.0f}s, waiting for {until_inputs:,}")
         time.sleep(0.1)
-    if not watch.started:  # every input was stored before the first poll
-        watch.start()
-    return watch.stop(stored - since)
+    return watch.stop(stored - since) if watch.started else None
 
 
 def _delivery_rate(db: Path, *, until_inputs: int, max_s: float) -> tuple[int, float]:
@@ -438,10 +439,6 @@ def _delivery_rate(db: Path, *, until_inputs: int, max_s: float) -> tuple[int, f
     first = times[0]
     later = [t for t in times if first < t <= first + max_s]
     return len(later), (later[-1] - first) if later else 0.0
-
-
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)
 
 
 def _posting_run(
@@ -470,7 +467,7 @@ def _posting_run(
         "inputs_per_s": round(inputs / seconds, 1) if seconds > 0 else None,
         "mean_batch_size": mean_batch(served),
         "batch_sizes": served["batch_sizes"],
-        "cpu_us_per_input": {name: _rounded(window.cpu_us_per_event(name)) for name in window.cpu},
+        "cpu_us_per_input": window.cpu_us() if window is not None else None,
     }
     return figures, stack
 
