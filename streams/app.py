@@ -59,7 +59,6 @@ def create_app(settings: WorkerSettings, static: Sequence[CompiledCollector] = (
     # Key and value types unset: Faust's JSON (ledgers are written as the JSON bytes of Ledger.to_bytes).
     for stage in ("select", "post"):
         table = app.Table(f"ledger-{stage}", default=None, partitions=settings.partitions)
-        runtime.tables[stage] = table
         runtime.ledgers[stage] = PartitionLedgers(table)  # type: ignore[arg-type]  # app.Table makes a Table
     runtime.tables["state"] = app.Table("operator-state", default=None, partitions=settings.partitions)
     register_agents(app, runtime, topics)

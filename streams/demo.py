@@ -18,7 +18,7 @@ from typing import Any
 import click
 import yaml
 
-from streams.destination.store import open_store
+from streams.destination.backends import open_store
 from streams.display import funnel_table
 from streams.localkafka.broker import LocalKafka
 from streams.localstack import Service, start_destination, start_worker, wait_settled

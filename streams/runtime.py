@@ -34,9 +34,9 @@ class Runtime:
     error_pauses: dict[str, str] = field(default_factory=dict)
     control_writer: ControlWriter | None = None
     tables: dict[str, Any] = field(default_factory=dict)
-    """Faust tables: ``select`` and ``post`` ledgers per partition, ``state`` of stateful operators."""
+    """Faust tables other than the ledgers': ``state``, the memory of stateful operators."""
     ledgers: dict[str, PartitionLedgers] = field(default_factory=dict)
-    """The agents' ledgers (``select``, ``post``), kept in the tables of the same names."""
+    """The agents' ledgers (``select``, ``post``), each in its Faust table (``ledger-select``, ``ledger-post``)."""
     posting: dict[str, int] = field(default_factory=dict)
     """The posting agent's gauges: records held for fuller batches, requests in flight."""
 

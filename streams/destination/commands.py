@@ -12,13 +12,13 @@ import click
 import orjson
 
 from streams.destination import server
+from streams.destination.backends import open_store
 from streams.destination.store import (
     KNOWN_SCOPES,
     SCOPE_POST_INPUTS,
     BaseStore,
     KeyRecord,
     StoreError,
-    open_store,
     redact_url,
 )
 

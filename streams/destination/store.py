@@ -1,7 +1,7 @@
 """Storage of the reference destination: users, apps, hashed API keys and inputs.
 
 What every backend shares (records, checks, the queries) is here, with the SQLite backend, `Store`;
-PostgreSQL's is in `postgres.py`. `open_store` picks one from a path or a postgresql:// URL.
+PostgreSQL's is in `postgres.py`. `backends.open_store` picks one from a path or a postgresql:// URL.
 """
 
 from __future__ import annotations
@@ -471,23 +471,3 @@ class Store(BaseStore):
                 )
                 outcomes.append(InsertOutcome.INSERTED if cursor.rowcount == 1 else InsertOutcome.DUPLICATE)
         return outcomes
-
-
-def open_store(target: str | Path) -> BaseStore:
-    """The store at `target`: PostgreSQL for a postgresql:// URL, else the SQLite file at that path (or ":memory:").
-
-    UnavailableError, saying what to check, when the database cannot be opened or reached.
-    """
-    location = str(target)
-    if location.startswith(POSTGRES_SCHEMES):
-        try:
-            from streams.destination.postgres import PostgresStore  # psycopg comes with the `postgres` extra
-        except ImportError as exc:
-            raise UnavailableError(
-                f"a PostgreSQL database needs psycopg 3 ({exc}); install it: pip install 'collectors[postgres]'"
-            ) from exc
-        return PostgresStore(location)
-    try:
-        return Store(location)
-    except sqlite3.Error as exc:
-        raise UnavailableError(f"cannot open the SQLite database {location}: {exc}; check the path") from exc

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from streams.destination.backends import open_store
 from streams.destination.commands import destination
-from streams.destination.store import open_store
 from streams.localstack import free_port
 
 from .support import BACKENDS

@@ -8,6 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from streams.destination.backends import open_store
 from streams.destination.postgres import PostgresStore
 from streams.destination.store import (
     AlreadyExistsError,
@@ -17,7 +18,6 @@ from streams.destination.store import (
     NotFoundError,
     Store,
     UnavailableError,
-    open_store,
     redact_key,
     redact_url,
 )
