@@ -1,7 +1,7 @@
 """Plain aiokafka loops: fill the events topic, and the two ceilings the worker is compared with.
 
 * raw: ``getmany`` and ``orjson.loads`` per event, nothing else.
-* baseline A: ``getmany``, ``orjson.loads``, :func:`streams.selection.select` (the worker's own pre-queue code,
+* baseline A: ``getmany``, ``orjson.loads``, :func:`streams.core.selection.select` (the worker's own pre-queue code,
   with an index compiled from the bench's collectors file), survivors produced to a queue topic in batches;
   each fetched batch's deliveries are awaited before the next fetch, as a commit would need.
 * a paced producer for the latency and stalled-destination runs: events at a steady rate, each stamped with
@@ -24,10 +24,10 @@ import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
-from streams.ledger import Ledger
-from streams.producing import ensure_topic
-from streams.routing import CollectorIndex
-from streams.selection import select
+from streams.core.ledger import Ledger
+from streams.core.routing import CollectorIndex
+from streams.core.selection import select
+from streams.kafka.producing import ensure_topic
 
 PRODUCED_AT = "produced_at_ns"
 """The metadata field the paced producer stamps: wall-clock nanoseconds when the event was sent."""

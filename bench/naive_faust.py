@@ -22,10 +22,10 @@ from typing import Any
 
 import faust
 
-from streams.delivery.ids import input_id
-from streams.operators.base import Candidate
-from streams.routing import CompiledCollector
-from streams.simulate import offline_index
+from streams.core.ids import input_id
+from streams.core.operators.base import Candidate
+from streams.core.routing import CompiledCollector
+from streams.core.simulate import offline_index
 
 BROKER = os.environ.get("BENCH_NAIVE_BROKER", "kafka://127.0.0.1:9092")
 TOPIC = os.environ.get("BENCH_NAIVE_TOPIC", "predictions")

@@ -5,7 +5,7 @@ generated prediction events, then measures in turn: raw (consume + decode), base
 select, produce survivors), the real worker posting to the reference destination (pipeline), the same with
 1,000 collectors over 100 models (scaling), the naive Faust agent (baseline B), two workers in one group,
 the latency at half the pipeline's rate, the worker's memory with the destination down, and posting with
-batches against one input per request. Checks each variant's output (``streams.simulate``, the workers'
+batches against one input per request. Checks each variant's output (``streams.core.simulate``, the workers'
 ledgers, the destination's database). Prints a table, and as its last line one JSON object. Exit status 1
 when a check fails (a missed target is reported, not an error).
 
@@ -48,8 +48,8 @@ from bench.workload import (
     write_collectors,
     write_sampler,
 )
-from streams.localkafka.broker import DIST_ENV, LocalKafka, default_home
-from streams.localstack import free_port
+from streams.tools.localkafka.broker import DIST_ENV, LocalKafka, default_home
+from streams.tools.localstack import free_port
 
 DEFAULT_KAFKA_PORT = 39392
 POSTING_RTT_S = 0.02  # the round trip of a hosted inputs API, for the second posting measurement
@@ -443,7 +443,7 @@ def table(result: dict[str, Any]) -> str:
             rows.append(f"{key} FAILED: {text}")
     if result["simulate_events_per_s"]:
         rows.append(
-            f"offline (streams.simulate: decode, validate, select): {result['simulate_events_per_s']:,.0f} events/s; "
+            f"offline (simulate: decode, validate, select): {result['simulate_events_per_s']:,.0f} events/s; "
             f"expected {result['expected_queued']:,} queued, {result['expected_posted']:,} posted"
         )
     rows.append(f"\n{'target':<24} {'value':>10} {'goal':>10}  met")

@@ -34,10 +34,10 @@ from bench import loops
 from bench.loops import PRODUCED_AT, Stopwatch, Window
 from bench.stack import Stack, mean_batch, running, stored_inputs
 from bench.workload import DESTINATION_APP, DESTINATION_USER, Expectation, fresh
-from streams.destination.store import Store
-from streams.localstack import free_port, stop_process
-from streams.producing import ensure_topic
-from streams.simulate import offline_index
+from streams.core.simulate import offline_index
+from streams.kafka.producing import ensure_topic
+from streams.services.destination.store import Store
+from streams.tools.localstack import free_port, stop_process
 
 PARTITIONS = 4
 NAIVE_SCRIPT = Path(__file__).resolve().with_name("naive_faust.py")

@@ -20,9 +20,9 @@ import orjson
 import psutil
 
 from bench.workload import DESTINATION_APP, DESTINATION_USER, KEY_ENV
-from streams.destination.store import Store
-from streams.ledger import QUEUED, REQUEUED, Ledger
-from streams.localstack import (
+from streams.core.ledger import QUEUED, REQUEUED, Ledger
+from streams.services.destination.store import Store
+from streams.tools.localstack import (
     Service,
     check_running,
     combined_ledger,

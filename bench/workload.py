@@ -18,11 +18,11 @@ from typing import Any
 import orjson
 import yaml
 
-from streams import ledger as outcome
-from streams.ledger import Ledger
-from streams.samples.generate import GENERAL_MODEL, events
-from streams.selection import select
-from streams.simulate import offline_index, simulate
+from streams.core import ledger as outcome
+from streams.core.ledger import Ledger
+from streams.core.selection import select
+from streams.core.simulate import offline_index, simulate
+from streams.tools.samples.generate import GENERAL_MODEL, events
 
 KEY_ENV = "COLLECTORS_BENCH_KEY"
 DESTINATION_USER = "bench"
@@ -203,7 +203,7 @@ def write_sampler(path: Path, *, base_url: str) -> Path:
 
 @dataclass(frozen=True, slots=True)
 class Expectation:
-    """What ``streams.simulate`` says the worker must do with the events, and how long it took offline."""
+    """What ``streams.core.simulate`` says the worker must do with the events, and how long it took offline."""
 
     queued: int
     posted: int
@@ -211,7 +211,7 @@ class Expectation:
 
 
 def expect(config: Path, lines: list[bytes]) -> Expectation:
-    """Run ``streams.simulate`` (decode, validate, select, post-queue) over the events, timed."""
+    """Run ``streams.core.simulate`` (decode, validate, select, post-queue) over the events, timed."""
     index = offline_index(config)
     started = time.perf_counter()
     report = asyncio.run(simulate(index, lines))

@@ -1,5 +1,5 @@
 """``python -m streams`` is the ``collectors`` command."""
 
-from streams.cli import main
+from streams.tools.cli import main
 
 main()

@@ -14,10 +14,10 @@ import orjson
 import pytest
 import yaml
 
-from streams.destination.store import Store
-from streams.localkafka.broker import LocalKafka
-from streams.localstack import Service, start_destination, start_worker
-from streams.producing import ensure_topic, publish_lines
+from streams.kafka.producing import ensure_topic, publish_lines
+from streams.services.destination.store import Store
+from streams.tools.localkafka.broker import LocalKafka
+from streams.tools.localstack import Service, start_destination, start_worker
 
 TEST_KAFKA_PORT = int(os.environ.get("COLLECTORS_TEST_BROKER_PORT", "29192"))
 

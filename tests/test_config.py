@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from streams.config import ConfigError, load_index, read_document
-from streams.ledger import Ledger
-from streams.selection import select
-from streams.workflows import WorkflowError
+from streams.core.config import ConfigError, load_index, read_document
+from streams.core.ledger import Ledger
+from streams.core.selection import select
+from streams.core.workflows import WorkflowError
 
 SOURCE = {"model_user_id": "clarifai", "model_app_id": "main", "model_id": "m"}
 DEST = {"base_url": "http://127.0.0.1:1", "user_id": "u", "app_id": "a", "key": "k" * 16}

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from schemas.events import PredictionEvent
 from schemas.export import JSON_DIR, SCHEMA_FILES, json_schema
-from streams.decoding import DecodeError, decode_event
-from streams.samples.generate import events
+from streams.core.decoding import DecodeError, decode_event
+from streams.tools.samples.generate import events
 
 GOOD: dict[str, Any] = {
     "id": "evt-000001",

@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.collectors import CollectorsDocument
-from streams.decoding import DecodeError, decode_event
-from streams.ledger import Ledger
-from streams.routing import build_index
-from streams.selection import after_queue_passes, select
+from streams.core.decoding import DecodeError, decode_event
+from streams.core.ledger import Ledger
+from streams.core.routing import build_index
+from streams.core.selection import after_queue_passes, select
 
 MODEL = {"model_user_id": "clarifai", "model_app_id": "main", "model_id": "m"}
 DEST = {"base_url": "http://127.0.0.1:9", "user_id": "u", "app_id": "a", "key": "fuzz-key-0000"}

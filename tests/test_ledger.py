@@ -6,8 +6,8 @@ from collections import Counter
 
 import orjson
 
-from streams import ledger as outcome
-from streams.ledger import Ledger
+from streams.core import ledger as outcome
+from streams.core.ledger import Ledger
 
 
 def counted() -> Ledger:

@@ -9,7 +9,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.tables import PartitionLedgers
+from streams.worker.tables import PartitionLedgers
 
 
 class ChangelogTable:

@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from streams.localkafka.broker import LocalKafka
-from streams.queueing import QueueWriter
+from streams.tools.localkafka.broker import LocalKafka
+from streams.worker.queueing import QueueWriter
 
 
 async def test_records_reach_their_keys_partitions_in_order(

@@ -7,7 +7,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.operators.random_sample import keeps, sample_point
+from streams.core.operators.random_sample import keeps, sample_point
 
 
 def test_deterministic_across_calls_and_independent_per_collector() -> None:

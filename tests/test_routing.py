@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from schemas.collectors import CollectorsDocument
-from streams.routing import build_index
+from streams.core.routing import build_index
 
 DESTINATION = {"base_url": "http://127.0.0.1:1", "user_id": "ann", "app_id": "pets", "key_env": "K"}
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import orjson
 from click.testing import CliRunner
 
-from streams.cli import main
-from streams.operators.random_sample import keeps
+from streams.core.operators.random_sample import keeps
+from streams.tools.cli import main
 
-SAMPLES = resources.files("streams.samples")
+SAMPLES = resources.files("streams.tools.samples")
 
 
 def test_simulate_json_on_the_bundled_samples(tmp_path: Path) -> None:

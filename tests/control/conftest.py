@@ -10,10 +10,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from streams.control.api import running as control_running
-from streams.destination.server import running as destination_running
-from streams.destination.store import Store
-from streams.localkafka.broker import LocalKafka
+from streams.services.destination.server import running as destination_running
+from streams.services.destination.store import Store
+from streams.services.management.api import running as control_running
+from streams.tools.localkafka.broker import LocalKafka
 
 from .support import Api, Keys
 

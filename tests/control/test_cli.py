@@ -13,9 +13,9 @@ import orjson
 import pytest
 from click.testing import CliRunner, Result
 
-from streams.control.commands import MANAGEMENT_COMMANDS, control
-from streams.localkafka.broker import LocalKafka
-from streams.localstack import free_port, get_json, stop_process, wait_http
+from streams.tools.localkafka.broker import LocalKafka
+from streams.tools.localstack import free_port, get_json, stop_process, wait_http
+from streams.tools.manage.commands import MANAGEMENT_COMMANDS, control
 from tests.conftest import write_config
 
 from .support import Keys
@@ -199,7 +199,7 @@ async def test_serve_runs_the_api_until_sigterm(
 ) -> None:
     port = free_port()
     log = (tmp_path / "serve.log").open("wb")
-    command = [sys.executable, "-c", "from streams.control.commands import control; control()", "serve"]
+    command = [sys.executable, "-c", "from streams.tools.manage.commands import control; control()", "serve"]
     options = ["--port", str(port), "--broker", f"kafka://{kafka.bootstrap_servers}", "--topic", control_topic]
     process = subprocess.Popen([*command, *options, "--auth-url", destination], stdout=log, stderr=subprocess.STDOUT)
     try:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from streams.destination.store import Store
-from streams.localstack import free_port
+from streams.services.destination.store import Store
+from streams.tools.localstack import free_port
 
 from .conftest import collector
 from .support import Api, Keys

@@ -9,8 +9,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from streams.control.api import Catalog, ControlCode, create_app
-from streams.control.auth import KeyIntrospection
+from streams.services.management.api import Catalog, ControlCode, create_app
+from streams.services.management.auth import KeyIntrospection
 
 DOCS = Path(__file__).parents[2] / "docs" / "API.md"
 

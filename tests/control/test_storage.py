@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from schemas.management import StoredCollector, StoredWorkflow
-from streams.control.api import running
-from streams.control.topic import ControlReader, ControlWriter
-from streams.localkafka.broker import LocalKafka
+from streams.kafka.control_topic import ControlReader, ControlWriter
+from streams.services.management.api import running
+from streams.tools.localkafka.broker import LocalKafka
 
 from .conftest import collector
 from .support import Api, Keys
@@ -56,7 +56,7 @@ async def test_a_new_api_instance_serves_what_the_topic_holds(
 
 
 async def test_auth_service_unreachable_is_502(kafka: LocalKafka, control_topic: str, api: Api, keys: Keys) -> None:
-    from streams.localstack import free_port
+    from streams.tools.localstack import free_port
 
     async with running(kafka.bootstrap_servers, control_topic, f"http://127.0.0.1:{free_port()}") as url:
         status, body = await Api(api.http, url, api.destination, keys.owner).call("GET", "collectors")

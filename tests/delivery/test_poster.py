@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from streams.delivery.ids import input_id
+from streams.core.ids import input_id
 from streams.delivery.poster import AuthFailure, Poster, RetryPolicy
-from streams.destination.server import running
-from streams.destination.store import Store
+from streams.services.destination.server import running
+from streams.services.destination.store import Store
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator, Iterator
 import aiohttp
 import pytest
 
-from streams.destination.backends import open_store
-from streams.destination.server import running
-from streams.destination.store import BaseStore
+from streams.services.destination.backends import open_store
+from streams.services.destination.server import running
+from streams.services.destination.store import BaseStore
 
 from .localpg import INSTALL_HINT, LocalPostgres, find_bindir, running_in_ci
 from .support import BACKENDS, Keys

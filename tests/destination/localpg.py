@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from streams.localstack import free_port
+from streams.tools.localstack import free_port
 
 INSTALL_HINT = "install PostgreSQL's server (Debian/Ubuntu: sudo apt-get install postgresql)"
 SERVER_USER = "postgres"  # the OS user Debian's package creates; PostgreSQL refuses to run as root

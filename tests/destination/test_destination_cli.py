@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from streams.destination.backends import open_store
-from streams.destination.commands import destination
-from streams.localstack import free_port
+from streams.services.destination.backends import open_store
+from streams.services.destination.commands import destination
+from streams.tools.localstack import free_port
 
 from .support import BACKENDS
 
@@ -128,7 +128,7 @@ def test_serve_runs_until_sigterm(db: str) -> None:
     with open_store(db) as store:
         store.bootstrap("alice", "photos", "alice-key-0123456789", ["All"])
     process = subprocess.Popen(
-        [sys.executable, "-m", "streams.destination", "serve", "--port", "0", "--db", db, "--faults"],
+        [sys.executable, "-m", "streams.services.destination", "serve", "--port", "0", "--db", db, "--faults"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -11,7 +11,7 @@ import pytest
 from multidict import CIMultiDictProxy
 
 from schemas.inputs_api import PostInputsResponse, StatusCode
-from streams.destination.store import BaseStore
+from streams.services.destination.store import BaseStore
 
 from .support import Keys
 
@@ -321,7 +321,7 @@ async def test_fault_config_is_validated(url: str, http: aiohttp.ClientSession) 
 
 
 async def test_faults_not_mounted_by_default(store: BaseStore, http: aiohttp.ClientSession) -> None:
-    from streams.destination.server import running
+    from streams.services.destination.server import running
 
     async with running(store) as base_url, http.post(f"{base_url}/_faults", json={"down": True}) as response:
         assert response.status == 404

@@ -8,9 +8,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from streams.destination.backends import open_store
-from streams.destination.postgres import PostgresStore
-from streams.destination.store import (
+from streams.services.destination.backends import open_store
+from streams.services.destination.postgres import PostgresStore
+from streams.services.destination.store import (
     AlreadyExistsError,
     BaseStore,
     InsertOutcome,
@@ -21,7 +21,7 @@ from streams.destination.store import (
     redact_key,
     redact_url,
 )
-from streams.localstack import free_port
+from streams.tools.localstack import free_port
 
 
 def test_keys_are_stored_hashed_in_sqlite(tmp_path: Path) -> None:

@@ -20,13 +20,13 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from click.testing import CliRunner, Result
 
-from streams.control.client import ControlClient
-from streams.delivery.ids import input_id
-from streams.destination.store import Store
-from streams.localkafka.broker import LocalKafka
-from streams.localstack import Service, free_port, get_json, stop_process, wait_http
-from streams.samples.generate import events
-from streams.simulate import offline_index, simulate
+from streams.core.ids import input_id
+from streams.core.simulate import offline_index, simulate
+from streams.services.destination.store import Store
+from streams.tools.localkafka.broker import LocalKafka
+from streams.tools.localstack import Service, free_port, get_json, stop_process, wait_http
+from streams.tools.manage.client import ControlClient
+from streams.tools.samples.generate import events
 from tests.conftest import Destination, write_config
 
 MODEL = {"model_user_id": "clarifai", "model_app_id": "main", "model_id": "general-image-recognition"}

@@ -12,9 +12,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.control.commands import control
-from streams.localkafka.broker import LocalKafka
-from streams.localstack import Service, combined_ledger, wait_settled, worker_stats
+from streams.tools.localkafka.broker import LocalKafka
+from streams.tools.localstack import Service, combined_ledger, wait_settled, worker_stats
+from streams.tools.manage.commands import control
 from tests.conftest import write_config
 from tests.e2e.management_support import (
     APP,

@@ -8,10 +8,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.delivery.ids import input_id
-from streams.localstack import wait_settled
-from streams.samples.generate import events
-from streams.simulate import offline_index, simulate
+from streams.core.ids import input_id
+from streams.core.simulate import offline_index, simulate
+from streams.tools.localstack import wait_settled
+from streams.tools.samples.generate import events
 from tests.conftest import write_config
 
 pytestmark = pytest.mark.kafka

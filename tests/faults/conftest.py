@@ -12,11 +12,11 @@ import aiohttp
 import orjson
 import pytest
 
-from streams import ledger as outcome
-from streams.delivery.ids import input_id
-from streams.localstack import Service, combined_ledger
-from streams.samples.generate import events
-from streams.simulate import offline_index, simulate
+from streams.core import ledger as outcome
+from streams.core.ids import input_id
+from streams.core.simulate import offline_index, simulate
+from streams.tools.localstack import Service, combined_ledger
+from streams.tools.samples.generate import events
 from tests.conftest import Destination, write_config
 
 MODEL = {"model_user_id": "clarifai", "model_app_id": "main", "model_id": "general-image-recognition"}

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from streams.localkafka.broker import LocalKafka
-from streams.localstack import events_read, get_json, wait_settled
+from streams.tools.localkafka.broker import LocalKafka
+from streams.tools.localstack import events_read, get_json, wait_settled
 from tests.faults.conftest import (
     SLOW_POSTING,
     assert_balanced,

@@ -17,10 +17,10 @@ import orjson
 import pytest
 
 from streams.delivery.poster import redact
-from streams.localkafka.broker import LocalKafka
-from streams.localstack import wait_settled
-from streams.operations.commands import dlq
-from streams.operations.errors import EXIT_REFUSED
+from streams.tools.localkafka.broker import LocalKafka
+from streams.tools.localstack import wait_settled
+from streams.tools.operations.commands import dlq
+from streams.tools.operations.errors import EXIT_REFUSED
 from tests.conftest import read_topic
 from tests.e2e.management_support import (
     APP,

@@ -13,7 +13,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.localkafka import LocalKafka
+from streams.tools.localkafka import LocalKafka
 
 pytestmark = pytest.mark.kafka
 

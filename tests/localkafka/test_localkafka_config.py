@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from streams.localkafka import LocalKafka, LocalKafkaError
-from streams.localkafka.broker import _cluster_id
-from streams.localkafka.commands import kafka
+from streams.tools.localkafka import LocalKafka, LocalKafkaError
+from streams.tools.localkafka.broker import _cluster_id
+from streams.tools.localkafka.commands import kafka
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from streams.delivery.ids import input_id
-from streams.localkafka.broker import LocalKafka
-from streams.operations.commands import backfill_command
-from streams.operations.errors import EXIT_USAGE
-from streams.samples.generate import events
-from streams.simulate import offline_index, simulate
+from streams.core.ids import input_id
+from streams.core.simulate import offline_index, simulate
+from streams.tools.localkafka.broker import LocalKafka
+from streams.tools.operations.commands import backfill_command
+from streams.tools.operations.errors import EXIT_USAGE
+from streams.tools.samples.generate import events
 
 from .support import config, invoke, invoke_json
 

@@ -7,14 +7,14 @@ import orjson
 import pytest
 
 from schemas.management import collector_key
-from streams.control.topic import ControlWriter
-from streams.delivery.ids import input_id
-from streams.localkafka.broker import LocalKafka
-from streams.localstack import wait_settled
-from streams.operations.commands import dlq
-from streams.operations.errors import EXIT_REFUSED, EXIT_USAGE
-from streams.samples.generate import events
-from streams.simulate import offline_index, simulate
+from streams.core.ids import input_id
+from streams.core.simulate import offline_index, simulate
+from streams.kafka.control_topic import ControlWriter
+from streams.tools.localkafka.broker import LocalKafka
+from streams.tools.localstack import wait_settled
+from streams.tools.operations.commands import dlq
+from streams.tools.operations.errors import EXIT_REFUSED, EXIT_USAGE
+from streams.tools.samples.generate import events
 
 from .support import MODEL, config, invoke, invoke_json
 

@@ -7,11 +7,11 @@ import asyncio
 import orjson
 import pytest
 
-from streams.localkafka.broker import LocalKafka
-from streams.localstack import get_json, wait_settled, worker_stats
-from streams.operations.commands import stats_command
-from streams.operations.errors import EXIT_UNREACHABLE
-from streams.samples.generate import events
+from streams.tools.localkafka.broker import LocalKafka
+from streams.tools.localstack import get_json, wait_settled, worker_stats
+from streams.tools.operations.commands import stats_command
+from streams.tools.operations.errors import EXIT_UNREACHABLE
+from streams.tools.samples.generate import events
 
 from .support import config, invoke, invoke_json
 

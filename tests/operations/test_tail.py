@@ -8,8 +8,8 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from streams.cli import main
-from streams.localkafka.broker import LocalKafka
+from streams.tools.cli import main
+from streams.tools.localkafka.broker import LocalKafka
 
 pytestmark = pytest.mark.kafka
 

@@ -9,9 +9,9 @@ import orjson
 from hypothesis import strategies as st
 
 from schemas.collectors import Node
-from streams.decoding import decode_event
-from streams.operators import OPERATORS, AsyncDecision, Candidate, Decision
-from streams.workflows import compile_nodes
+from streams.core.decoding import decode_event
+from streams.core.operators import OPERATORS, AsyncDecision, Candidate, Decision
+from streams.core.workflows import compile_nodes
 
 COLLECTOR = "c1"
 WORKFLOW = "wf"
@@ -23,7 +23,7 @@ def node_error(operator: str) -> str:
 
 
 def compile_step(operator: str, **parameters: Any) -> Decision | AsyncDecision:
-    """One node compiled through :func:`streams.workflows.compile_nodes`, in the operator's stage."""
+    """One node compiled through :func:`streams.core.workflows.compile_nodes`, in the operator's stage."""
     stage = OPERATORS[operator].stages[0]
     node = Node.model_validate({"operator": operator, **parameters})
     (step,) = compile_nodes([node], stage=stage, collector_id=COLLECTOR, workflow_id=WORKFLOW)

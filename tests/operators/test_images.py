@@ -12,8 +12,8 @@ import pytest
 from aiohttp import web
 from PIL import Image, ImageDraw
 
-from streams.operators._images import fetch
-from streams.workflows import WorkflowError
+from streams.core.operators._images import fetch
+from streams.core.workflows import WorkflowError
 
 from .support import candidate, compile_async, compile_step, concept, event, node_error
 

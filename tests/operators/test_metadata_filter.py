@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.workflows import WorkflowError
+from streams.core.workflows import WorkflowError
 
 from .support import candidate, compile_one, event, node_error
 

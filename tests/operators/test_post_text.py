@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from streams.operators import python as python_operator
-from streams.operators.near_duplicate import distance, simhash
-from streams.workflows import WorkflowError
+from streams.core.operators import python as python_operator
+from streams.core.operators.near_duplicate import distance, simhash
+from streams.core.workflows import WorkflowError
 
 from .support import candidate, compile_async, compile_one, compile_step, concept, event, node_error
 
@@ -61,7 +61,7 @@ def test_text_check_bad_parameters(params: dict[str, object], message: str) -> N
 
 def test_post_queue_operators_are_refused_in_the_pre_queue_workflow() -> None:
     from schemas.collectors import Node
-    from streams.workflows import compile_nodes
+    from streams.core.workflows import compile_nodes
 
     with pytest.raises(WorkflowError, match="`text_check` runs in the post-queue workflow, not in the pre-queue one"):
         compile_nodes([Node(operator="text_check")], stage="pre", collector_id="c1", workflow_id="wf")

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.operators import Candidate
-from streams.operators.entropy_above import entropy_bits
-from streams.workflows import WorkflowError
+from streams.core.operators import Candidate
+from streams.core.operators.entropy_above import entropy_bits
+from streams.core.workflows import WorkflowError
 
 from .support import candidate, compile_one, concept, event, node_error, region
 

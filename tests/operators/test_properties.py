@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.operators import OPERATORS
+from streams.core.operators import OPERATORS
 
 from .support import CONCEPT_IDS, CONCEPT_NAMES, candidate, compile_one, events
 

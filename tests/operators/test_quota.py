@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.operators.quota import QuotaParams, event_time, refund
-from streams.workflows import WorkflowError
+from streams.core.operators.quota import QuotaParams, event_time, refund
+from streams.core.workflows import WorkflowError
 
 from .support import candidate, compile_one, concept, event, node_error
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.config import read_document
-from streams.operators import OPERATORS
-from streams.workflows import Steps, compile_nodes
+from streams.core.config import read_document
+from streams.core.operators import OPERATORS
+from streams.core.workflows import Steps, compile_nodes
 
 from .support import candidate, concept, event
 

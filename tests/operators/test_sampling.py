@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.operators.random_sample import sample_point
-from streams.workflows import WorkflowError
+from streams.core.operators.random_sample import sample_point
+from streams.core.workflows import WorkflowError
 
 from .support import candidate, compile_one, concept, event, node_error, region
 

@@ -1,0 +1,785 @@
+"""The management API: PostCollectors, GetCollector, ListCollectors, PatchCollectors, DeleteCollectors (and the
+same five calls for workflows) over HTTP, stored in the compacted control topic.
+
+Every call is authorised by the destination service (MyScopes): the caller's key must belong to the user in
+the path and cover the app. A write is validated whole (fields, references, workflow compilation, each
+collector's post key at its destination) before anything is written; then the API waits until its control
+reader has read the records back, so a read right after a write sees it. Keys are stored in the topic and
+never returned: responses show ``destination.key`` redacted. docs/API.md documents every call and code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from enum import IntEnum
+from typing import Any, Literal, TypeVar
+
+import aiohttp
+import orjson
+from aiohttp import web
+from aiokafka.errors import KafkaError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from schemas.collectors import Collector, Workflow
+from schemas.management import StoredCollector, StoredWorkflow, collector_key, workflow_key
+from streams.core.clock import utc_now
+from streams.core.routing import compile_collector
+from streams.core.workflows import WorkflowError, compile_nodes
+from streams.delivery.poster import redact
+from streams.kafka.control_topic import ControlReader, ControlWriter
+from streams.services.management.auth import KeyIntrospection, Unreachable, caller_problem, header_key
+from streams.services.management.openapi import openapi_document
+
+log = logging.getLogger(__name__)
+
+APP_PATH = "/v2/users/{user_id}/apps/{app_id}"
+DEFAULT_PER_PAGE = 128
+MAX_PER_PAGE = 1000
+MAX_ITEMS_PER_REQUEST = 128
+WORKFLOW_REFERENCES = ("pre_queue_workflow_id", "post_queue_workflow_id")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Stored = TypeVar("Stored", StoredCollector, StoredWorkflow)
+
+
+class ControlCode(IntEnum):
+    """Status codes of the management API (the first four are the inputs API's)."""
+
+    SUCCESS = 10000
+    FAILURE = 10020
+    CONN_INSUFFICIENT_SCOPES = 11007
+    CONN_KEY_INVALID = 11008
+    INVALID_ARGUMENT = 24001
+    WORKFLOW_INVALID = 24002
+    NOT_FOUND = 24003
+    ALREADY_EXISTS = 24004
+    IN_USE = 24005
+    UPSTREAM_UNREACHABLE = 24006
+    STORE_UNAVAILABLE = 24007
+
+
+class Refusal(Exception):
+    """A request refused as a whole; answered as ``{"status": {code, description, details}}``."""
+
+    def __init__(self, http_status: int, code: ControlCode, description: str, details: str) -> None:
+        super().__init__(details)
+        self.http_status = http_status
+        self.code = code
+        self.description = description
+        self.details = details
+
+
+def _invalid(details: str) -> Refusal:
+    return Refusal(400, ControlCode.INVALID_ARGUMENT, "Invalid argument", details)
+
+
+def _reply(http_status: int, code: ControlCode, description: str, details: str = "", **extra: Any) -> web.Response:
+    status: dict[str, Any] = {"code": int(code), "description": description}
+    if details:
+        status["details"] = details
+    return web.Response(
+        status=http_status, body=orjson.dumps({"status": status, **extra}), content_type="application/json"
+    )
+
+
+def _ok(**extra: Any) -> web.Response:
+    return _reply(200, ControlCode.SUCCESS, "Ok", **extra)
+
+
+# --- stored documents and their views ---------------------------------------------------------------------
+
+
+def stored_document(stored: StoredCollector | StoredWorkflow) -> dict[str, Any]:
+    """The record written to the control topic: the stored model as JSON, a collector's key in clear."""
+    document = stored.model_dump(mode="json")
+    if isinstance(stored, StoredCollector) and stored.collector.destination.key is not None:
+        document["collector"]["destination"]["key"] = stored.collector.destination.key.get_secret_value()
+    return document
+
+
+def collector_view(stored: StoredCollector) -> dict[str, Any]:
+    """A collector as responses show it: its fields, key redacted, timestamps and last error."""
+    view = stored.collector.model_dump(mode="json")
+    key = stored.collector.destination.key
+    view["destination"]["key"] = None if key is None else redact(key.get_secret_value())
+    view.update(created_at=stored.created_at, modified_at=stored.modified_at, last_error=stored.last_error)
+    return view
+
+
+def workflow_view(stored: StoredWorkflow) -> dict[str, Any]:
+    """A workflow as responses show it: its fields and timestamps."""
+    return {
+        **stored.workflow.model_dump(mode="json"),
+        "created_at": stored.created_at,
+        "modified_at": stored.modified_at,
+    }
+
+
+def _same_content(old: StoredCollector | StoredWorkflow, new: StoredCollector | StoredWorkflow) -> bool:
+    """Whether an overwrite changes nothing but ``modified_at`` (then nothing is written)."""
+    return {**stored_document(old), "modified_at": ""} == {**stored_document(new), "modified_at": ""}
+
+
+# --- the control topic as a store --------------------------------------------------------------------------
+
+
+class Catalog:
+    """Collectors and workflows of every app: read from a running :class:`ControlReader`, written through a
+    :class:`ControlWriter`; writes of one app are serialised so checks and writes cannot interleave."""
+
+    def __init__(self, bootstrap: str, topic: str, *, read_wait_s: float = 10.0) -> None:
+        self._writer = ControlWriter(bootstrap, topic)
+        self._reader = ControlReader(bootstrap, topic, on_change=self._on_change)
+        self._changed = asyncio.Event()
+        self._locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._read_wait_s = read_wait_s
+
+    async def start(self) -> None:
+        """Start the writer and the reader; return once the topic has been read to its end."""
+        await self._writer.start()
+        await self._reader.start()
+        await self._reader.ready.wait()
+
+    async def stop(self) -> None:
+        await self._reader.stop()
+        await self._writer.stop()
+
+    def lock(self, user_id: str, app_id: str) -> asyncio.Lock:
+        """The lock that serialises writes to one app."""
+        return self._locks[(user_id, app_id)]
+
+    def collectors(self, user_id: str, app_id: str) -> dict[str, StoredCollector]:
+        """The app's collectors by id, in id order."""
+        return self._load(f"collector/{user_id}/{app_id}/", StoredCollector)
+
+    def workflows(self, user_id: str, app_id: str) -> dict[str, StoredWorkflow]:
+        """The app's workflows by id, in id order."""
+        return self._load(f"workflow/{user_id}/{app_id}/", StoredWorkflow)
+
+    def _load(self, prefix: str, model: type[Stored]) -> dict[str, Stored]:
+        state = self._reader.state
+        found: dict[str, Stored] = {}
+        for key in sorted(k for k in state if k.startswith(prefix)):
+            try:
+                found[key.removeprefix(prefix)] = model.model_validate(state[key])
+            except ValidationError as exc:  # logged without the rejected values: they may hold a key
+                log.warning(
+                    "control record %s is not a valid %s; ignored (%s)", key, model.__name__, _field_errors(exc, "")
+                )
+        return found
+
+    async def write(self, records: Sequence[tuple[str, dict[str, Any] | None]]) -> None:
+        """Write the records (None deletes), then wait until the reader has read them back."""
+        try:
+            for key, value in records:
+                await self._writer.put(key, value)
+        except KafkaError as exc:
+            written = "; some records may have been written, repeat the call" if len(records) > 1 else ""
+            raise Refusal(
+                503,
+                ControlCode.STORE_UNAVAILABLE,
+                "Control store unavailable",
+                f"Kafka refused the write ({type(exc).__name__}){written}",
+            ) from None
+        try:
+            async with asyncio.timeout(self._read_wait_s):
+                while True:
+                    changed = self._changed
+                    if all(self._reader.state.get(key) == value for key, value in records):
+                        return
+                    await changed.wait()
+        except TimeoutError:
+            log.warning("the control reader has not read back %d written records yet", len(records))
+
+    def _on_change(self, _state: dict[str, dict[str, Any]]) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+
+CATALOG = web.AppKey("catalog", Catalog)
+KEYS = web.AppKey("keys", KeyIntrospection)
+AUTH_URL = web.AppKey("auth_url", str)
+OPENAPI = web.AppKey("openapi", bytes)
+
+
+# --- request parsing ---------------------------------------------------------------------------------------
+
+
+def _path(request: web.Request) -> tuple[str, str]:
+    return request.match_info["user_id"], request.match_info["app_id"]
+
+
+async def _authorize(request: web.Request) -> None:
+    """Refuse unless the caller's key belongs to the path's user and covers the path's app."""
+    user_id, app_id = _path(request)
+    clear_key = header_key(request.headers.get("Authorization", ""))
+    if clear_key is None:
+        raise Refusal(
+            401,
+            ControlCode.CONN_KEY_INVALID,
+            "API key not found",
+            "send the header 'Authorization: Key <key>' with a key of the app's owner",
+        )
+    auth_url = request.app[AUTH_URL]
+    try:
+        record = await request.app[KEYS].scopes(auth_url, clear_key)
+    except Unreachable as exc:
+        raise Refusal(502, ControlCode.UPSTREAM_UNREACHABLE, "Auth service unreachable", str(exc)) from None
+    if record is None:
+        raise Refusal(
+            401,
+            ControlCode.CONN_KEY_INVALID,
+            "API key not found",
+            f"key {redact(clear_key)} is unknown or revoked at {auth_url}; use a valid key of the app's owner",
+        )
+    problem = caller_problem(record, user_id, app_id)
+    if problem is not None:
+        raise Refusal(403, ControlCode.CONN_INSUFFICIENT_SCOPES, "API key is for another app", problem)
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError as exc:
+        raise _invalid(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise _invalid("the body must be a JSON object")
+    return body
+
+
+def _field_errors(exc: ValidationError, where: str) -> str:
+    """Pydantic errors as ``where.field[0].sub: message`` (never the rejected values: they may be keys)."""
+    problems = []
+    for error in exc.errors():
+        path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"])
+        problems.append(f"{where}{path}: {error['msg']}")
+    return "; ".join(problems)
+
+
+def _items(body: dict[str, Any], plural: str, *, overwrite: bool) -> list[Any]:
+    """The list under ``plural`` of a POST or PATCH body (PATCH also takes ``"action": "overwrite"``)."""
+    allowed = {plural, "action"} if overwrite else {plural}
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise _invalid(f"unknown body field(s) {', '.join(unknown)}; the body is {_body_shape(plural, overwrite)}")
+    if overwrite and body.get("action") != "overwrite":
+        raise _invalid(
+            f'action {body.get("action")!r} is not supported: the only PATCH action is "overwrite" '
+            f"(replace each {plural[:-1]} whole); send {_body_shape(plural, overwrite)}"
+        )
+    items = body.get(plural)
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_ITEMS_PER_REQUEST:
+        raise _invalid(
+            f"{plural} must be a list of 1-{MAX_ITEMS_PER_REQUEST} objects; send {_body_shape(plural, overwrite)}"
+        )
+    return items
+
+
+def _body_shape(plural: str, overwrite: bool) -> str:
+    action = '"action": "overwrite", ' if overwrite else ""
+    return f'{{{action}"{plural}": [{{...}}, ...]}}'
+
+
+def _check_unique(plural: str, ids: Sequence[str]) -> None:
+    seen: set[str] = set()
+    for index, item_id in enumerate(ids):
+        if item_id in seen:
+            raise _invalid(f"{plural}[{index}].id: {item_id!r} appears twice in the request")
+        seen.add(item_id)
+
+
+def _check_presence(
+    kind: str, ids: Iterable[str], existing: Iterable[str], user_id: str, app_id: str, *, overwrite: bool
+) -> None:
+    """POST: 409 if any id exists; PATCH: 404 if any id is missing."""
+    known = set(existing)
+    if overwrite:
+        missing = [item_id for item_id in ids if item_id not in known]
+        if missing:
+            raise _not_found(kind, missing, user_id, app_id, hint="create them with POST (PATCH only overwrites)")
+    else:
+        taken = [item_id for item_id in ids if item_id in known]
+        if taken:
+            raise Refusal(
+                409,
+                ControlCode.ALREADY_EXISTS,
+                f"{kind.capitalize()} already exists",
+                f"{kind}(s) {', '.join(map(repr, taken))} already exist in app {user_id}/{app_id}; "
+                'overwrite them with PATCH {"action": "overwrite", ...} or choose other ids',
+            )
+
+
+def _not_found(kind: str, ids: Sequence[str], user_id: str, app_id: str, *, hint: str) -> Refusal:
+    return Refusal(
+        404,
+        ControlCode.NOT_FOUND,
+        f"{kind.capitalize()} not found",
+        f"no {kind} {', '.join(map(repr, ids))} in app {user_id}/{app_id}; {hint}",
+    )
+
+
+def _parse_collector(
+    raw: Any, where: str, user_id: str, app_id: str, kept_keys: dict[str, str]
+) -> tuple[Collector, bool]:
+    """Validate one collector of a body, its destination filled from the path; also whether it gave a key.
+
+    ``kept_keys`` (PATCH only) maps stored ids to their clear keys: a collector sent without a key keeps its own.
+    """
+    if not isinstance(raw, dict):
+        raise _invalid(f"{where}: must be a collector object")
+    destination = raw.get("destination")
+    if isinstance(destination, dict):
+        destination = {"user_id": user_id, "app_id": app_id, **destination}
+        if destination.get("key_env") is not None:
+            raise _invalid(
+                f"{where}.destination.key_env: not accepted by the API, which cannot see the workers' environment; "
+                "send the key itself in destination.key (it is stored, never shown back)"
+            )
+        destination.pop("key_env", None)
+        key_given = destination.get("key") is not None
+        if not key_given:
+            if raw.get("id") not in kept_keys:
+                raise _invalid(f"{where}.destination.key: required, an API key of the app with the PostInputs scope")
+            destination["key"] = kept_keys[raw["id"]]
+        raw = {**raw, "destination": destination}
+    else:
+        key_given = False
+    try:
+        collector = Collector.model_validate(raw)
+    except ValidationError as exc:
+        raise _invalid(_field_errors(exc, where)) from None
+    for field, wanted in (("user_id", user_id), ("app_id", app_id)):
+        given = getattr(collector.destination, field)
+        if given != wanted:
+            raise _invalid(
+                f"{where}.destination.{field}: {given!r} is not the path's {wanted!r}; a collector collects into "
+                f"the app it belongs to: omit the field, or manage it under that app's path"
+            )
+    return collector, key_given
+
+
+def _check_workflows(
+    collector: Collector, where: str, workflows: dict[str, Workflow], user_id: str, app_id: str
+) -> None:
+    """The collector's workflow references exist in the app, and the collector compiles with them."""
+    for field in WORKFLOW_REFERENCES:
+        workflow_id = getattr(collector, field)
+        if workflow_id is not None and workflow_id not in workflows:
+            raise _invalid(
+                f"{where}.{field}: workflow {workflow_id!r} does not exist in app {user_id}/{app_id}; "
+                f"create it first (POST {APP_PATH.format(user_id=user_id, app_id=app_id)}/workflows)"
+            )
+    _compile(collector, workflows, where)
+
+
+def _compile(collector: Collector, workflows: dict[str, Workflow], where: str) -> None:
+    try:
+        compile_collector(collector, workflows, _key_of(collector))
+    except WorkflowError as exc:
+        raise Refusal(400, ControlCode.WORKFLOW_INVALID, "Invalid workflow", f"{where}: {exc}") from None
+
+
+_NO_COLLECTOR = "-"
+
+
+def _workflow_problem(workflow: Workflow) -> str | None:
+    """Why a workflow can run neither as a pre-queue nor as a post-queue workflow, or None."""
+    messages: list[str] = []
+    stages: tuple[Literal["pre", "post"], ...] = ("pre", "post")
+    for stage in stages:
+        try:
+            compile_nodes(workflow.nodes, stage=stage, collector_id=_NO_COLLECTOR, workflow_id=workflow.id)
+        except WorkflowError as exc:
+            messages.append(str(exc).replace(f"collector {_NO_COLLECTOR!r}, ", ""))
+        else:
+            return None
+    pre, post = messages
+    return pre if pre == post else f"as a pre-queue workflow: {pre}; as a post-queue workflow: {post}"
+
+
+def _host_access(nodes: Sequence[Any], where: str) -> str | None:
+    """Why nodes would make the API host run code or read files a caller names, or None.
+
+    A ``python`` operator imports a module and a ``concept_map`` with a ``graph`` path reads a file, on the
+    API host and on every worker: through the API only self-contained nodes are accepted. Both stay
+    available in a worker's static configuration file, which is the deployment's own.
+    """
+    for index, node in enumerate(nodes):
+        if not isinstance(node, dict):
+            continue
+        here = f"{where}.nodes[{index}]"
+        if node.get("operator") == "python":
+            return f"{here}: `python` operators are not accepted through the API; configure them in a worker's file"
+        if node.get("operator") == "concept_map" and isinstance(node.get("graph"), str):
+            return f"{here}.graph: give the knowledge graph inline (a list of relations), not a file path"
+        if node.get("operator") == "any" and isinstance(node.get("nodes"), list):
+            problem = _host_access(node["nodes"], here)
+            if problem is not None:
+                return problem
+    return None
+
+
+def _parse_workflow(raw: Any, where: str) -> Workflow:
+    if not isinstance(raw, dict):
+        raise _invalid(f"{where}: must be a workflow object")
+    try:
+        workflow = Workflow.model_validate(raw)
+    except ValidationError as exc:
+        raise _invalid(_field_errors(exc, where)) from None
+    refused = _host_access(raw.get("nodes") or [], where)
+    if refused is not None:
+        raise _invalid(refused)
+    problem = _workflow_problem(workflow)
+    if problem is not None:
+        raise Refusal(400, ControlCode.WORKFLOW_INVALID, "Invalid workflow", f"{where}: {problem}")
+    return workflow
+
+
+def _key_of(collector: Collector) -> str:
+    """The collector's clear key (every collector the API accepts has one)."""
+    return collector.destination.key.get_secret_value() if collector.destination.key is not None else ""
+
+
+async def _check_post_keys(request: web.Request, checks: Sequence[tuple[str, Collector]]) -> None:
+    """Each collector's key must post inputs into its app (asked once per distinct destination and key)."""
+    distinct = {(c.destination.base_url, _key_of(c)): c.destination for _, c in checks}
+    try:
+        answers = await asyncio.gather(*(request.app[KEYS].post_key_problem(d) for d in distinct.values()))
+    except Unreachable as exc:
+        raise Refusal(
+            502,
+            ControlCode.UPSTREAM_UNREACHABLE,
+            "Destination unreachable",
+            f"cannot check a collector's key: {exc}; check destination.base_url (nothing was stored)",
+        ) from None
+    problems = dict(zip(distinct, answers, strict=True))
+    for where, collector in checks:
+        problem = problems[(collector.destination.base_url, _key_of(collector))]
+        if problem is not None:
+            destination = collector.destination
+            raise Refusal(
+                403,
+                ControlCode.CONN_INSUFFICIENT_SCOPES,
+                "Insufficient scopes: the collector's key cannot post inputs",
+                f"{where}.destination.key: {problem}; give a key of app {destination.user_id}/{destination.app_id}"
+                " with the PostInputs scope (nothing was stored)",
+            )
+
+
+def _raw_ids(raw_items: Sequence[Any]) -> list[str]:
+    """The string ids of a body's items (the others are refused when the items are validated)."""
+    return [raw["id"] for raw in raw_items if isinstance(raw, dict) and isinstance(raw.get("id"), str)]
+
+
+class DeleteRequest(BaseModel):
+    """The body of DeleteCollectors / DeleteWorkflows: ``{"ids": [...]}`` or ``{"delete_all": true}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[str] | None = None
+    delete_all: bool = False
+
+    @model_validator(mode="after")
+    def _one_target(self) -> DeleteRequest:
+        if bool(self.ids) == self.delete_all:
+            raise ValueError('send either {"ids": ["id", ...]} (not empty) or {"delete_all": true}')
+        return self
+
+
+def _page(request: web.Request) -> tuple[int, int]:
+    try:
+        page = int(request.query.get("page", "1"))
+        per_page = int(request.query.get("per_page", str(DEFAULT_PER_PAGE)))
+    except ValueError:
+        page = per_page = 0
+    if page < 1 or not 1 <= per_page <= MAX_PER_PAGE:
+        raise _invalid(f"page must be an integer >= 1 and per_page an integer in 1..{MAX_PER_PAGE}")
+    return page, per_page
+
+
+# --- handlers ----------------------------------------------------------------------------------------------
+
+
+async def post_collectors(request: web.Request) -> web.Response:
+    """PostCollectors: create collectors (409 if an id exists)."""
+    return await _write_collectors(request, overwrite=False)
+
+
+async def patch_collectors(request: web.Request) -> web.Response:
+    """PatchCollectors: overwrite existing collectors (404 if an id is missing)."""
+    return await _write_collectors(request, overwrite=True)
+
+
+async def _write_collectors(request: web.Request, *, overwrite: bool) -> web.Response:
+    await _authorize(request)
+    user_id, app_id = _path(request)
+    raw_items = _items(await _body(request), "collectors", overwrite=overwrite)
+    catalog = request.app[CATALOG]
+    async with catalog.lock(user_id, app_id):
+        existing = catalog.collectors(user_id, app_id)
+        _check_presence("collector", _raw_ids(raw_items), existing, user_id, app_id, overwrite=overwrite)
+        kept_keys = {cid: _key_of(stored.collector) for cid, stored in existing.items()} if overwrite else {}
+        parsed = [
+            _parse_collector(raw, f"collectors[{index}]", user_id, app_id, kept_keys)
+            for index, raw in enumerate(raw_items)
+        ]
+        _check_unique("collectors", [collector.id for collector, _ in parsed])
+        workflows = {wid: stored.workflow for wid, stored in catalog.workflows(user_id, app_id).items()}
+        checks: list[tuple[str, Collector]] = []
+        for index, (collector, key_given) in enumerate(parsed):
+            _check_workflows(collector, f"collectors[{index}]", workflows, user_id, app_id)
+            previous = existing.get(collector.id)
+            resumed = collector.status == "active" and (previous is None or previous.collector.status == "paused")
+            if key_given or resumed:
+                checks.append((f"collectors[{index}]", collector))
+        await _check_post_keys(request, checks)
+        checked = {collector.id for _, collector in checks}
+        now = utc_now()
+        result: list[StoredCollector] = []
+        records: list[tuple[str, dict[str, Any] | None]] = []
+        for collector, _ in parsed:
+            previous = existing.get(collector.id)
+            stored = StoredCollector(
+                user_id=user_id,
+                app_id=app_id,
+                collector=collector,
+                created_at=previous.created_at if previous else now,
+                modified_at=now,
+                last_error=previous.last_error if previous and collector.id not in checked else None,
+            )
+            if previous is not None and _same_content(previous, stored):
+                stored = previous
+            else:
+                records.append((collector_key(user_id, app_id, collector.id), stored_document(stored)))
+            result.append(stored)
+        await catalog.write(records)
+    return _ok(collectors=[collector_view(stored) for stored in result])
+
+
+async def post_workflows(request: web.Request) -> web.Response:
+    """PostWorkflows: create workflows (409 if an id exists)."""
+    return await _write_workflows(request, overwrite=False)
+
+
+async def patch_workflows(request: web.Request) -> web.Response:
+    """PatchWorkflows: overwrite existing workflows; the collectors using them must still compile."""
+    return await _write_workflows(request, overwrite=True)
+
+
+async def _write_workflows(request: web.Request, *, overwrite: bool) -> web.Response:
+    await _authorize(request)
+    user_id, app_id = _path(request)
+    raw_items = _items(await _body(request), "workflows", overwrite=overwrite)
+    catalog = request.app[CATALOG]
+    async with catalog.lock(user_id, app_id):
+        existing = catalog.workflows(user_id, app_id)
+        _check_presence("workflow", _raw_ids(raw_items), existing, user_id, app_id, overwrite=overwrite)
+        parsed = [_parse_workflow(raw, f"workflows[{index}]") for index, raw in enumerate(raw_items)]
+        _check_unique("workflows", [workflow.id for workflow in parsed])
+        if overwrite:
+            merged = {wid: stored.workflow for wid, stored in existing.items()} | {w.id: w for w in parsed}
+            for cid, user in _users_of(catalog.collectors(user_id, app_id), {w.id for w in parsed}).items():
+                _compile(user.collector, merged, f"collector {cid!r}, which uses workflow(s) being overwritten")
+        now = utc_now()
+        result: list[StoredWorkflow] = []
+        records: list[tuple[str, dict[str, Any] | None]] = []
+        for workflow in parsed:
+            previous = existing.get(workflow.id)
+            stored = StoredWorkflow(
+                user_id=user_id,
+                app_id=app_id,
+                workflow=workflow,
+                created_at=previous.created_at if previous else now,
+                modified_at=now,
+            )
+            if previous is not None and _same_content(previous, stored):
+                stored = previous
+            else:
+                records.append((workflow_key(user_id, app_id, workflow.id), stored_document(stored)))
+            result.append(stored)
+        await catalog.write(records)
+    return _ok(workflows=[workflow_view(stored) for stored in result])
+
+
+def _users_of(collectors: dict[str, StoredCollector], workflow_ids: set[str]) -> dict[str, StoredCollector]:
+    """The collectors that refer to any of ``workflow_ids``."""
+    return {
+        cid: stored
+        for cid, stored in collectors.items()
+        if workflow_ids.intersection(getattr(stored.collector, field) for field in WORKFLOW_REFERENCES)
+    }
+
+
+def _views(catalog: Catalog, plural: str, user_id: str, app_id: str) -> dict[str, dict[str, Any]]:
+    if plural == "collectors":
+        return {cid: collector_view(stored) for cid, stored in catalog.collectors(user_id, app_id).items()}
+    return {wid: workflow_view(stored) for wid, stored in catalog.workflows(user_id, app_id).items()}
+
+
+def _get_handler(plural: str) -> Handler:
+    async def get_item(request: web.Request) -> web.Response:
+        await _authorize(request)
+        user_id, app_id = _path(request)
+        item_id = request.match_info["item_id"]
+        view = _views(request.app[CATALOG], plural, user_id, app_id).get(item_id)
+        if view is None:
+            raise _not_found(plural[:-1], [item_id], user_id, app_id, hint=f"list them with GET .../{plural}")
+        return _ok(**{plural[:-1]: view})
+
+    get_item.__doc__ = f"Get{plural[:-1].capitalize()}: one {plural[:-1]} by id."
+    return get_item
+
+
+def _list_handler(plural: str) -> Handler:
+    async def list_items(request: web.Request) -> web.Response:
+        await _authorize(request)
+        user_id, app_id = _path(request)
+        page, per_page = _page(request)
+        views = list(_views(request.app[CATALOG], plural, user_id, app_id).values())
+        return _ok(**{plural: views[(page - 1) * per_page : page * per_page]})
+
+    list_items.__doc__ = f"List{plural.capitalize()}: one page of the app's {plural}, in id order."
+    return list_items
+
+
+def _delete_handler(plural: str) -> Handler:
+    async def delete_items(request: web.Request) -> web.Response:
+        await _authorize(request)
+        user_id, app_id = _path(request)
+        try:
+            wanted = DeleteRequest.model_validate(await _body(request))
+        except ValidationError as exc:
+            raise _invalid(_field_errors(exc, "body")) from None
+        catalog = request.app[CATALOG]
+        kind = plural[:-1]
+        async with catalog.lock(user_id, app_id):
+            existing = _views(catalog, plural, user_id, app_id)
+            ids = list(existing) if wanted.delete_all else list(dict.fromkeys(wanted.ids or ()))
+            missing = [item_id for item_id in ids if item_id not in existing]
+            if missing:
+                raise _not_found(kind, missing, user_id, app_id, hint="nothing was deleted")
+            if plural == "workflows":
+                users = _users_of(catalog.collectors(user_id, app_id), set(ids))
+                if users:
+                    raise Refusal(
+                        409,
+                        ControlCode.IN_USE,
+                        "Workflow in use",
+                        f"collector(s) {', '.join(map(repr, users))} use these workflows; delete them or overwrite "
+                        "them without these workflows first (nothing was deleted)",
+                    )
+            key = collector_key if plural == "collectors" else workflow_key
+            await catalog.write([(key(user_id, app_id, item_id), None) for item_id in ids])
+        return _ok(deleted=ids)
+
+    delete_items.__doc__ = f"Delete{plural.capitalize()}: the given ids, or all of the app's {plural}."
+    return delete_items
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: 200 while the process serves (it serves once the control topic has been read)."""
+    return web.Response(body=orjson.dumps({"status": "ok"}), content_type="application/json")
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """The OpenAPI 3.1 document of this API."""
+    return web.Response(body=request.app[OPENAPI], content_type="application/json")
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refusals, aiohttp's own errors (unknown route, wrong method, body too large) and crashes as JSON."""
+    try:
+        return await handler(request)
+    except Refusal as exc:
+        log.info("%s %s refused: %d %s", request.method, request.path, exc.code, exc.details)
+        return _reply(exc.http_status, exc.code, exc.description, exc.details)
+    except web.HTTPException as exc:
+        if exc.status == 404:
+            details = f"no route {request.method} {request.path}; see GET /openapi.json"
+        elif exc.status == 405:
+            details = f"{request.method} is not allowed on {request.path}; see GET /openapi.json"
+        else:
+            details = exc.text or ""
+        return _reply(exc.status, ControlCode.FAILURE, exc.reason, details)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _reply(500, ControlCode.FAILURE, "Internal error", "the server failed; see its log")
+
+
+def create_app(catalog: Catalog, keys: KeyIntrospection, auth_url: str) -> web.Application:
+    """The management web app over a started catalog; keys are checked with ``auth_url``'s MyScopes."""
+    app = web.Application(middlewares=[_errors])
+    app[CATALOG] = catalog
+    app[KEYS] = keys
+    app[AUTH_URL] = auth_url.rstrip("/")
+    app[OPENAPI] = orjson.dumps(openapi_document({code.name: int(code) for code in ControlCode}))
+    for plural, post, patch in (
+        ("collectors", post_collectors, patch_collectors),
+        ("workflows", post_workflows, patch_workflows),
+    ):
+        base = f"{APP_PATH}/{plural}"
+        app.router.add_post(base, post, name=f"post_{plural}")
+        app.router.add_get(base, _list_handler(plural), name=f"list_{plural}")
+        app.router.add_patch(base, patch, name=f"patch_{plural}")
+        app.router.add_delete(base, _delete_handler(plural), name=f"delete_{plural}")
+        app.router.add_get(base + "/{item_id}", _get_handler(plural), name=f"get_{plural[:-1]}")
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/openapi.json", openapi)
+    return app
+
+
+@asynccontextmanager
+async def running(
+    broker: str,
+    topic: str,
+    auth_url: str,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    timeout_s: float = 10.0,
+    access_log: bool = False,
+) -> AsyncIterator[str]:
+    """Serve the API on host:port (0 = an ephemeral port) while the block runs; yields the base URL.
+
+    The control topic is read to its end before the API listens; outgoing calls (MyScopes) time out after
+    ``timeout_s``.
+    """
+    catalog = Catalog(broker, topic)
+    await catalog.start()
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s))
+    runner = web.AppRunner(
+        create_app(catalog, KeyIntrospection(session), auth_url), access_log=log if access_log else None
+    )
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound_host, bound_port = runner.addresses[0][:2]
+        yield f"http://[{bound_host}]:{bound_port}" if ":" in bound_host else f"http://{bound_host}:{bound_port}"
+    finally:
+        await runner.cleanup()
+        await session.close()
+        await catalog.stop()
+
+
+async def serve(
+    broker: str,
+    topic: str,
+    auth_url: str,
+    host: str,
+    port: int,
+    *,
+    stop: asyncio.Event,
+    timeout_s: float = 10.0,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve until ``stop`` is set; ``on_ready`` gets the base URL once listening."""
+    async with running(broker, topic, auth_url, host, port, timeout_s=timeout_s, access_log=True) as url:
+        if on_ready is not None:
+            on_ready(url)
+        await stop.wait()

@@ -1,0 +1,88 @@
+"""The Faust app: topics, ledger tables, agents and views, built from :class:`WorkerSettings`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import faust
+
+from streams.core.routing import CompiledCollector
+from streams.delivery.poster import Poster, RetryPolicy
+from streams.kafka.control_topic import ControlReader, ControlWriter
+from streams.worker.agents import register_agents
+from streams.worker.faust_consumer import App
+from streams.worker.faust_tuning import THROUGHPUT_SETTINGS, QuietMonitor, RawSchema, tune_gc
+from streams.worker.runtime import Runtime
+from streams.worker.settings import WorkerSettings
+from streams.worker.tables import PartitionLedgers
+from streams.worker.views import register_views
+
+
+def create_app(settings: WorkerSettings, static: Sequence[CompiledCollector] = ()) -> tuple[faust.App, Runtime]:
+    """A configured Faust app and the runtime its agents share.
+
+    Collectors come from the control topic (managed through the API) and from ``static``, a configuration
+    file's collectors. The agents start once the control topic has been read to its end.
+    """
+    app = App(
+        settings.app_id,
+        broker=settings.broker,
+        key_serializer="raw",
+        value_serializer="raw",
+        store="memory://",
+        datadir=str(settings.data_dir),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        consumer_auto_offset_reset="earliest",
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        Monitor=QuietMonitor,
+        stream_buffer_maxsize=settings.stream_buffer_maxsize,
+        **THROUGHPUT_SETTINGS,
+    )
+    app.fetch_max_wait_ms = settings.fetch_max_wait_ms
+    runtime = Runtime(
+        settings=settings,
+        poster=Poster(timeout_s=settings.http_timeout_s, retry=RetryPolicy(max_s=settings.retry_max_backoff_s)),
+        static=list(static),
+    )
+    runtime.rebuild()
+    topics = {
+        # internal=True: Faust creates the topic at start-up when it does not exist yet.
+        "predictions": app.topic(
+            settings.predictions_topic, partitions=settings.partitions, internal=True, schema=RawSchema()
+        ),
+        "queue": app.topic(settings.queue_topic, partitions=settings.partitions, internal=True, schema=RawSchema()),
+        "dead_letters": app.topic(settings.dead_letter_topic, partitions=1, internal=True),
+    }
+    # Key and value types unset: Faust's JSON (ledgers are written as the JSON bytes of Ledger.to_bytes).
+    for stage in ("select", "post"):
+        table = app.Table(f"ledger-{stage}", default=None, partitions=settings.partitions)
+        runtime.ledgers[stage] = PartitionLedgers(table)  # type: ignore[arg-type]  # app.Table makes a Table
+    runtime.tables["state"] = app.Table("operator-state", default=None, partitions=settings.partitions)
+    register_agents(app, runtime, topics)
+    register_views(app, runtime)
+    control = ControlReader(settings.broker, settings.control_topic, on_change=runtime.apply_control)
+    writer = ControlWriter(settings.broker, settings.control_topic)
+
+    @app.task(on_leader=False)  # type: ignore[untyped-decorator]
+    async def start_control() -> None:
+        """Read the managed collectors whole before the agents start, and keep reading them."""
+        await topics["dead_letters"].maybe_declare()
+        await control.start()
+        await control.ready.wait()
+        await writer.start()
+        runtime.control_writer = writer
+        tune_gc(settings.gc_young_threshold)
+        runtime.ready.set()
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def close_connections(app: faust.App, **kwargs: object) -> None:
+        """Close the control reader and writer and the destinations' connection pools."""
+        await control.stop()
+        if runtime.control_writer is not None:
+            await writer.stop()
+        await runtime.poster.close()
+
+    return app, runtime
