@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint typecheck check kcat clean
+.PHONY: demo test bench lint typecheck check kcat clean image compose-test
 
 $(STAMP): pyproject.toml
 	@echo "==> installing Collectors into $(VENV) (once)"
@@ -30,6 +30,14 @@ kcat:
 ## bench: throughput of the pipeline against raw aiokafka and a naive Faust agent
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+## image: the collectors and Kafka images, built from Debian packages and a wheelhouse (no registry needed)
+image: $(STAMP)
+	PYTHON=$(BIN)/python deploy/images.sh
+
+## compose-test: the container test alone (builds the images, runs the stack in Docker)
+compose-test: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider -m container tests/deploy
 
 lint: $(STAMP)
 	$(BIN)/ruff check streams schemas tests bench
