@@ -57,4 +57,5 @@ cp -r "$libs" "$WORK/kafka/libs" && rm -f "$WORK/kafka/libs/.complete"
 cp deploy/kafka/entrypoint.sh "$WORK/kafka/"
 say "image $KAFKA_IMAGE (base $KAFKA_BASE_IMAGE)"
 docker build -q -f deploy/kafka/Dockerfile --build-arg "BASE_IMAGE=$KAFKA_BASE_IMAGE" -t "$KAFKA_IMAGE" "$WORK/kafka" >/dev/null
+docker image prune --force --filter label=collectors.stage=build >/dev/null
 say "built $IMAGE and $KAFKA_IMAGE"
