@@ -177,8 +177,10 @@ def _invocation(words: list[str]) -> list[str] | None:
         return words[1:]
     if words[0] not in CONTAINER_TOOLS:
         return None
-    start = words.index("--") + 1 if "--" in words else next(
-        (i + 1 for i, word in enumerate(words) if word in {"exec", "run"}), len(words)
+    start = (
+        words.index("--") + 1
+        if "--" in words
+        else next((i + 1 for i, word in enumerate(words) if word in {"exec", "run"}), len(words))
     )
     for position in range(start, len(words)):
         after_option = position > start and words[position - 1].startswith("-") and "=" not in words[position - 1]

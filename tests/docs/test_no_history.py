@@ -8,12 +8,16 @@ import pytest
 
 from tests.docs.shown import ROOT, doc_files
 
-ORDINAL = r"(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|next|previous|last|this|that|same|earlier|later)"
-UNITS = r"(?:workers?|times|partitions?|process(?:es)?|requests?|collectors?|events?|inputs?|threads?|ms|s|seconds|minutes)"
+ORDINAL = (
+    r"(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth"
+    r"|next|previous|last|this|that|same|earlier|later)"
+)
+UNITS = r"(?:workers?|times|partitions?|process(?:es)?|requests?|collectors?|events?|inputs?|threads?|ms|s|seconds)"
+DASH = r"[-\u2013/,]"  # a hyphen, an en dash, a slash or a comma between numbers
 HISTORY = {
     "a work session": rf"\b{ORDINAL}\s+session\b|\bsessions?\s+\d+",
-    "a numbered run": rf"\b(?:bench\s+|full\s+|test\s+)?runs?\s+#?\d+(?:\s*[-–/,]\s*\d+)*\b(?!\s*{UNITS}\b)",
-    "a numbered fix": r"\bfix(?:es)?\s+#?\d+(?:\s*[-–]\s*\d+)?\b",
+    "a numbered run": rf"\b(?:bench\s+|full\s+|test\s+)?runs?\s+#?\d+(?:\s*{DASH}\s*\d+)*\b(?!\s*{UNITS}\b)",
+    "a numbered fix": rf"\bfix(?:es)?\s+#?\d+(?:\s*{DASH}\s*\d+)?\b",
     "a commit": r"\bcommits?\s+`?[0-9a-f]{7,40}\b",
     "how something was found": r"\bfound in the (?:next|previous|last|same)\b|\bthe cause,? found\b",
     "an open question handed on": r"\bleft to the\b|\bissue'?s owner\b|\bowner of the issue\b|\bissue\s+#?\d+",
