@@ -175,7 +175,7 @@ def _invocation(words: list[str]) -> list[str] | None:
         return None
     if _is_collectors(words[0]):
         return words[1:]
-    if words[0] not in CONTAINER_TOOLS:
+    if words[0] not in CONTAINER_TOOLS or (words[0] == "kubectl" and "--" not in words):
         return None
     start = (
         words.index("--") + 1

@@ -37,6 +37,7 @@ KEY=$(collectors destination key create demo --app training) && echo "$KEY"
 docker compose exec -T destination collectors destination bootstrap demo training --key "$KEY"
 kubectl -n collectors exec deploy/worker -- collectors stats --worker http://127.0.0.1:6066 | jq .
 collectors delete ID... | --all [--workflows]
+kubectl run collectors --image=collectors:latest
 collectors tail predictions \\
     --from-beginning -n 10 --json > out.json
 ```
@@ -56,7 +57,7 @@ collectors: []
 def test_synopsis_pipes_containers_and_continuations_are_read_as_commands() -> None:
     shown = commands_in(GOOD, "GOOD.md")
     lines = {entry.line for entry in shown}
-    assert {2, 6, 7, 8, 9, 10, 11, 16} == lines
+    assert {2, 6, 7, 8, 9, 10, 12, 17} == lines
     assert ("tail", "predictions", "--from-beginning", "-n", "10", "--json") in {entry.argv for entry in shown}
     assert ("kafka", "status") in {entry.argv for entry in shown}
     assert [entry.where() for entry in shown if problem(entry.argv)] == []
