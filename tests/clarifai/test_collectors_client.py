@@ -29,7 +29,7 @@ def collector(collector_id: str, key: str, **fields: object) -> resources_pb2.Co
                 post_inputs_key_id=key,
             )
         ),
-        **fields,  # type: ignore[arg-type]
+        **fields,
     )
 
 
