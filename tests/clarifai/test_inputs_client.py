@@ -12,7 +12,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import grpc
 import pytest
+from clarifai_grpc.channel.clarifai_channel import ClarifaiChannel
+from clarifai_grpc.grpc.api import service_pb2, service_pb2_grpc
+
+from streams.services.destination.store import Store
+from streams.tools.localstack import free_port, start_destination
 
 from .conftest import CHANNELS, CURRENT_CLARIFAI_GRPC, Keys, Service
 from .inputs_client import exercise
@@ -69,3 +75,24 @@ async def test_the_current_client(destination: Service, keys: Keys, channel: str
     seen = json.loads(out)
     assert (seen["version"], seen["has_collector_calls"]) == (CURRENT_CLARIFAI_GRPC, False)
     check(seen, prefix)
+
+
+def test_destination_serve_grpc_port(tmp_path: Path) -> None:
+    """``collectors destination serve --grpc-port``: MyScopes answers over the official gRPC channel."""
+    db = tmp_path / "destination.db"
+    with Store(db) as store:
+        store.bootstrap("alice", "photos", "alice-photos-post-key-0001", ["PostInputs"])
+    grpc_port = free_port()
+    service = start_destination(db, grpc_port=grpc_port)
+    try:
+        channel = ClarifaiChannel.get_insecure_grpc_channel(base="127.0.0.1", port=grpc_port)
+        grpc.channel_ready_future(channel).result(timeout=30)
+        stub = service_pb2_grpc.V2Stub(channel)
+        reply = stub.MyScopes(
+            service_pb2.MyScopesRequest(), metadata=(("authorization", "Key alice-photos-post-key-0001"),)
+        )
+        channel.close()
+    finally:
+        service.stop()
+    assert (reply.status.code, list(reply.scopes), reply.app.id) == (10000, ["PostInputs"], "photos")
+    assert "gRPC on port" in service.log.read_text()

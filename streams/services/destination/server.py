@@ -1,4 +1,5 @@
-"""HTTP server of the reference destination: the inputs API (PostInputs, ListInputs, GetInput).
+"""HTTP server of the reference destination: the inputs API (PostInputs, ListInputs, GetInput) and MyScopes,
+as Clarifai's API spells them (over gRPC too, through :func:`serve`'s ``grpc_port``).
 
 Conventions (every body is `{"status": {"code", "description"[, "details"]}, ...}`):
 
