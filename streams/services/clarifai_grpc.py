@@ -140,7 +140,7 @@ async def serving(servicer: V2Base, host: str = "127.0.0.1", port: int = 0) -> A
     )
     service_pb2_grpc.add_V2Servicer_to_server(servicer, server)
     server.add_generic_rpc_handlers((_UnknownV2Calls(),))
-    bound = server.add_insecure_port(f"{host}:{port}")
+    bound = server.add_insecure_port(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
     if not bound:
         raise OSError(f"cannot listen for gRPC on {host}:{port}")
     await server.start()
