@@ -50,6 +50,7 @@ def check(seen: dict[str, Any], prefix: str) -> None:
     assert seen["missing"] == 10020
     endpoints = ["/clarifai.api.V2/MyScopes", "/clarifai.api.V2/PostInputs"]
     assert seen["scopes"] == [[10000, ["PostInputs"], "alice", "photos", endpoints]] * 2
+    assert seen["keyed"] == [10000, [f"{prefix}-image", f"{prefix}-text", f"{prefix}-keyed"], [10000, "a cat"]]
 
 
 @pytest.mark.parametrize("channel", CHANNELS)

@@ -103,6 +103,13 @@ class ServerState:
 STORE_KEY = web.AppKey("store", BaseStore)
 STATE_KEY = web.AppKey("state", ServerState)
 CODE_KEY = web.ResponseKey("status_code", int)
+APP_KEY = web.RequestKey("app", tuple[str, str])
+
+
+def app_of(request: web.Request) -> tuple[str, str]:
+    """The (user_id, app_id) of an authorised inputs request: the path's, or (Clarifai's bindings without the
+    app, ``/v2/inputs``) the app of the caller's key."""
+    return request[APP_KEY]
 
 
 def _status(code: StatusCode, description: str, details: str = "") -> dict[str, Any]:
@@ -203,8 +210,8 @@ async def _faults_gate(request: web.Request, *, post: bool) -> web.Response | No
 
 
 def _authorize(request: web.Request, scope: str) -> web.Response | KeyRecord:
-    """The caller's key record if it may use `scope` on the path's app, else the 401/403/404 refusal."""
-    user_id, app_id = request.match_info["user_id"], request.match_info["app_id"]
+    """The caller's key record if it may use `scope` on the request's app (see :func:`app_of`), else the
+    400/401/403/404 refusal."""
     header = request.headers.get("Authorization", "")
     scheme, _, clear_key = header.partition(" ")
     clear_key = clear_key.strip()
@@ -231,6 +238,19 @@ def _authorize(request: web.Request, scope: str) -> web.Response | KeyRecord:
             "API key not found",
             f"key {redact_key(clear_key)} (key id {record.key_id}) was revoked; use another key",
         )
+    if "app_id" in request.match_info:
+        user_id, app_id = request.match_info["user_id"], request.match_info["app_id"]
+    elif record.app_id is not None:
+        user_id, app_id = record.user_id, record.app_id
+    else:
+        return _reply(
+            400,
+            StatusCode.FAILURE,
+            "App not named",
+            f"key id {record.key_id} is for every app of user {record.user_id}: name the app in the path, "
+            f"{INPUTS_PATH}",
+        )
+    request[APP_KEY] = (user_id, app_id)
     problem = record.access_problem(user_id, app_id, scope)
     if problem is not None:
         description = (
@@ -302,7 +322,7 @@ async def post_inputs(request: web.Request) -> web.Response:
     auth = await _admitted(request, SCOPE_POST_INPUTS, post=True)
     if isinstance(auth, web.Response):
         return auth
-    user_id, app_id = request.match_info["user_id"], request.match_info["app_id"]
+    user_id, app_id = app_of(request)
     try:
         body = orjson.loads(await request.read())
     except orjson.JSONDecodeError as exc:
@@ -404,7 +424,8 @@ async def list_inputs(request: web.Request) -> web.Response:
     if isinstance(paging, web.Response):
         return paging
     page, per_page = paging
-    stored = request.app[STORE_KEY].list_inputs(auth.user_id, request.match_info["app_id"], page, per_page)
+    user_id, app_id = app_of(request)
+    stored = request.app[STORE_KEY].list_inputs(user_id, app_id, page, per_page)
     return _ok(inputs=[item.to_json() for item in stored])
 
 
@@ -413,14 +434,14 @@ async def get_input(request: web.Request) -> web.Response:
     auth = await _admitted(request, SCOPE_LIST_INPUTS, post=False)
     if isinstance(auth, web.Response):
         return auth
-    app_id, input_id = request.match_info["app_id"], request.match_info["input_id"]
-    item = request.app[STORE_KEY].get_input(auth.user_id, app_id, input_id)
+    (user_id, app_id), input_id = app_of(request), request.match_info["input_id"]
+    item = request.app[STORE_KEY].get_input(user_id, app_id, input_id)
     if item is None:
         return _reply(
             404,
             StatusCode.FAILURE,
             "Input not found",
-            f"no input with id {input_id!r} in app {auth.user_id}/{app_id}",
+            f"no input with id {input_id!r} in app {user_id}/{app_id}",
         )
     return _ok(input=item.to_json())
 
@@ -512,6 +533,10 @@ def create_app(store: BaseStore, *, faults: bool = False, rng: random.Random | N
     app.router.add_post(INPUTS_PATH, post_inputs, name="post_inputs")
     app.router.add_get(INPUTS_PATH, list_inputs, name="list_inputs")
     app.router.add_get(INPUTS_PATH + "/{input_id}", get_input, name="get_input")
+    # Clarifai's bindings without the app: the app of the caller's key.
+    app.router.add_post("/v2/inputs", post_inputs, name="post_inputs_of_key_app")
+    app.router.add_get("/v2/inputs", list_inputs, name="list_inputs_of_key_app")
+    app.router.add_get("/v2/inputs/{input_id}", get_input, name="get_input_of_key_app")
     for path in MYSCOPES_PATHS:
         app.router.add_get(path, my_scopes)
     app.router.add_get("/healthz", healthz)
