@@ -10,8 +10,9 @@ Conventions (every body is `{"status": {"code", "description"[, "details"]}, ...
   HTTP 200 / 10010); 10020 FAILURE with HTTP 400 when every input is invalid (nothing stored).
 * Whole-request refusals carry no per-input statuses: 401/11008 (no, unknown or revoked key),
   403/11007 (key lacks the scope or is for another app), 404/10020 (unknown user or app),
-  400/30105 (over 128 inputs), 400/10020 (body not JSON or not `{"inputs": [...]}`), 413/10020 (body
-  too large), 429/11005 and 5xx/10020 (injected faults, decided before anything is stored).
+  400/30105 (over 128 inputs), 400/10020 (body not JSON or not `{"inputs": [...]}`; or, on `/v2/inputs`,
+  a key of every app of its user, which must name the app in the path), 413/10020 (body too large),
+  429/11005 and 5xx/10020 (injected faults, decided before anything is stored).
 """
 
 from __future__ import annotations
