@@ -116,7 +116,7 @@ async def test_nul_in_an_id_is_invalid(url: str, http: aiohttp.ClientSession, ke
     assert "NUL" in body["inputs"][0]["status"]["details"]
     assert [item.input_id for item in store.list_inputs("alice", "photos")] == ["c"]
     status, body, _ = await call(http, "GET", f"{url}/v2/users/alice/apps/photos/inputs/a%00b", keys.post)
-    assert status == 404 and body["status"]["description"] == "Input not found"
+    assert (status, body["status"]["code"], body["status"]["description"]) == (404, 30102, "Input not found")
     status, body, _ = await post(http, url, keys.user_wide, [image("d")], path="alice/pho%00tos")
     assert status == 404 and body["status"]["description"] == "App not found"
 

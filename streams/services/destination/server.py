@@ -9,7 +9,8 @@ Conventions (every body is `{"status": {"code", "description"[, "details"]}, ...
   least one input is not 30000 but at least one is 30000 or 30100 (so a batch of duplicates only is
   HTTP 200 / 10010); 10020 FAILURE with HTTP 400 when every input is invalid (nothing stored).
 * Whole-request refusals carry no per-input statuses: 401/11008 (no, unknown or revoked key),
-  403/11007 (key lacks the scope or is for another app), 404/10020 (unknown user or app),
+  403/11007 (key lacks the scope or is for another app), 404/10020 (unknown user or app), 404/30102 (GetInput
+  of an id the app does not have),
   400/30105 (over 128 inputs), 400/10020 (body not JSON or not `{"inputs": [...]}`; or, on `/v2/inputs`,
   a key of every app of its user, which must name the app in the path), 413/10020 (body too large),
   429/11005 and 5xx/10020 (injected faults, decided before anything is stored).
@@ -440,7 +441,7 @@ async def get_input(request: web.Request) -> web.Response:
     if item is None:
         return _reply(
             404,
-            StatusCode.FAILURE,
+            StatusCode.INPUT_DOES_NOT_EXIST,
             "Input not found",
             f"no input with id {input_id!r} in app {user_id}/{app_id}",
         )
