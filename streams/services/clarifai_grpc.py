@@ -118,7 +118,7 @@ class _UnknownV2Calls(grpc.GenericRpcHandler):  # type: ignore[misc]
         if not details.method.startswith(prefix):
             return None
         name = details.method.removeprefix(prefix)
-        body: bytes = service_pb2.MultiCollectorResponse(
+        body: bytes = service_pb2.MultiInputResponse(
             status=status(code_of("NOT_IMPLEMENTED"), "Not implemented", f"{name} is not served here")
         ).SerializeToString(deterministic=True)
 
