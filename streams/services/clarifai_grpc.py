@@ -26,6 +26,7 @@ import grpc
 import orjson
 from clarifai_grpc.grpc.api import service_pb2, service_pb2_grpc
 from clarifai_grpc.grpc.api.status import status_code_pb2, status_pb2
+from google.api import annotations_pb2
 from google.protobuf import json_format, message_factory
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
@@ -155,18 +156,12 @@ async def serving(servicer: V2Base, host: str = "127.0.0.1", port: int = 0) -> A
 
 def http_bindings(method: MethodDescriptor) -> list[tuple[str, str, bool]]:
     """The call's HTTP bindings as (verb, path template, has a body), the primary one first."""
-    rule = method.GetOptions().Extensions[_http_extension()]
+    rule = method.GetOptions().Extensions[annotations_pb2.http]
     found = []
     for binding in (rule, *rule.additional_bindings):
         verb = binding.WhichOneof("pattern")
         found.append((verb.upper(), getattr(binding, verb), bool(binding.body)))
     return found
-
-
-def _http_extension() -> Any:
-    from google.api import annotations_pb2  # googleapis-common-protos, a dependency of clarifai-grpc
-
-    return annotations_pb2.http
 
 
 def _lookup(data: Mapping[str, Any], dotted: str) -> Any:
