@@ -45,7 +45,7 @@ def _json(http_status: int, document: Any) -> web.Response:
     return web.Response(status=http_status, body=orjson.dumps(document), content_type="application/json")
 
 
-async def _download(session: aiohttp.ClientSession, url: str) -> bytes:
+async def download(session: aiohttp.ClientSession, url: str) -> bytes:
     """The bytes at ``url`` (``OSError`` when it cannot be had, is not 200 or is over 20 MB)."""
     if not url.startswith(("http://", "https://")):
         raise OSError(f"cannot download {url[:80]!r}: only http:// and https:// URLs are fetched")
@@ -77,7 +77,7 @@ async def outputs(request: web.Request) -> web.Response:
     session = request.app[SESSION_KEY]
 
     async def fetch(url: str) -> bytes:
-        return await _download(session, url)
+        return await download(session, url)
 
     http_status, answer = await post_model_outputs(body, request.match_info, request.app[SERVICE_KEY], fetch)
     return _json(http_status, answer)

@@ -7,7 +7,11 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
+import aiohttp
+
+from streams.services.clarifai_grpc import serving
 from streams.services.model import server
+from streams.services.model.grpc_service import ModelServicer
 from streams.services.model.outputs import ModelService
 
 
@@ -23,10 +27,20 @@ class RunningModel:
 async def running(
     service: ModelService, host: str = "127.0.0.1", port: int = 0, grpc_port: int | None = None
 ) -> AsyncIterator[RunningModel]:
-    """Serve the model while the block runs (port 0: any free port)."""
+    """Serve the model over REST (and gRPC when ``grpc_port`` is given) while the block runs (port 0: any free
+    port)."""
     async with AsyncExitStack() as stack:
         url = await stack.enter_async_context(server.running(service, host, port))
-        yield RunningModel(url, None)
+        bound_grpc: int | None = None
+        if grpc_port is not None:
+            timeout = aiohttp.ClientTimeout(total=server.DOWNLOAD_TIMEOUT_S)
+            session = await stack.enter_async_context(aiohttp.ClientSession(timeout=timeout))
+
+            async def fetch(url: str) -> bytes:
+                return await server.download(session, url)
+
+            bound_grpc = await stack.enter_async_context(serving(ModelServicer(service, fetch), host, grpc_port))
+        yield RunningModel(url, bound_grpc)
 
 
 async def serve(

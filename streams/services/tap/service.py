@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from streams.kafka.bounded_publisher import BoundedPublisher
-from streams.services.tap import server
+from streams.services.tap import grpc_proxy, server
 from streams.services.tap.callers import Callers
 from streams.services.tap.tap import Tap
 
@@ -58,7 +58,14 @@ async def running(settings: TapSettings) -> AsyncIterator[RunningTap]:
         url = await stack.enter_async_context(
             server.running(tap, settings.upstream, settings.host, settings.port, timeout_s=settings.upstream_timeout_s)
         )
-        yield RunningTap(url, None, tap)
+        grpc_port: int | None = None
+        if settings.grpc_port is not None:
+            if not settings.upstream_grpc:
+                raise ValueError("a gRPC port needs the upstream's gRPC address (upstream_grpc)")
+            grpc_port = await stack.enter_async_context(
+                grpc_proxy.serving(tap, settings.upstream_grpc, settings.host, settings.grpc_port)
+            )
+        yield RunningTap(url, grpc_port, tap)
 
 
 async def serve(settings: TapSettings, *, stop: asyncio.Event, on_ready: Callable[[RunningTap], None]) -> None:
