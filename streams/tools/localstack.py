@@ -111,6 +111,13 @@ def start_destination(
     return Service(process, url, log)
 
 
+def start_command(args: list[str], *, url: str, health_path: str, log: Path, timeout_s: float = 60) -> Service:
+    """Run ``collectors ARGS...`` as its own process answering at ``url``; wait until ``health_path`` answers."""
+    process = _spawn(args, log)
+    wait_http(url + health_path, timeout_s=timeout_s, process=process)
+    return Service(process, url, log)
+
+
 def start_worker(
     config: Path,
     *,

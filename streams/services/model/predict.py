@@ -105,7 +105,8 @@ def _embed(features: np.ndarray, projection: np.ndarray) -> list[float]:
     norm = float(np.linalg.norm(vector))
     if norm == 0.0:
         return [0.0] * EMBEDDING_DIMENSIONS
-    return [round(float(x), 6) for x in vector / norm]
+    rounded: list[float] = (vector / norm).round(6).tolist()
+    return rounded
 
 
 def _clip(value: float) -> float:
