@@ -277,3 +277,15 @@ class RestBridge(V2Base):
         except (orjson.JSONDecodeError, json_format.ParseError, TypeError) as exc:
             log.warning("%s: %s %s answered what %s cannot hold: %s", method.name, verb, url, method.name, exc)
             return answer(method, code_of("INTERNAL_SERVER_ISSUE"), "Internal error", "the service's answer is invalid")
+
+
+@asynccontextmanager
+async def bridged(rest_url: str, methods: Iterable[str], host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[int]:
+    """Serve ``methods`` over gRPC by calling the REST API at ``rest_url`` (see :class:`RestBridge`), every
+    other V2 call answering NOT_IMPLEMENTED, while the block runs; yields the bound port."""
+    bridge = RestBridge(rest_url, methods)
+    try:
+        async with serving(bridge, host, port) as bound:
+            yield bound
+    finally:
+        await bridge.close()

@@ -22,7 +22,7 @@ import logging
 import random
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from http import HTTPStatus
 from typing import Any, Literal
 
@@ -31,7 +31,9 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from schemas.inputs_api import MAX_INPUTS_PER_REQUEST, Input, StatusCode
+from streams.services.clarifai_grpc import bridged
 from streams.services.destination.store import (
+    SCOPE_ALL,
     SCOPE_LIST_INPUTS,
     SCOPE_POST_INPUTS,
     BaseStore,
@@ -422,8 +424,18 @@ async def get_input(request: web.Request) -> web.Response:
     return _ok(input=item.to_json())
 
 
+SCOPE_ENDPOINTS = {
+    SCOPE_POST_INPUTS: ("PostInputs",),
+    SCOPE_LIST_INPUTS: ("ListInputs", "GetInput"),
+    SCOPE_ALL: ("PostInputs", "ListInputs", "GetInput"),
+}
+MYSCOPES_PATHS = ("/v2/myscopes", "/v2/my_scopes", "/v2/users/{user_id}/apps/{app_id}/myscopes", "/v2/scopes")
+
+
 async def my_scopes(request: web.Request) -> web.Response:
-    """MyScopes: who the header's key belongs to, which app it covers (null: every app of its user), its scopes."""
+    """MyScopes, as Clarifai answers it: the key's ``scopes``, the ``endpoints`` they open and its ``app``
+    (on the app path, that app, which the key must cover); also ``user_id``, ``app_id`` (null: every app of
+    the user) and ``key_id``. ``me`` in the path is the key's user."""
     scheme, _, clear_key = request.headers.get("Authorization", "").partition(" ")
     clear_key = clear_key.strip()
     record = request.app[STORE_KEY].authenticate(clear_key) if scheme.lower() == "key" and clear_key else None
@@ -435,7 +447,27 @@ async def my_scopes(request: web.Request) -> web.Response:
             "API key not found",
             f"key {shown} is unknown or revoked; send the header 'Authorization: Key <your API key>'",
         )
-    return _ok(user_id=record.user_id, app_id=record.app_id, scopes=sorted(record.scopes), key_id=record.key_id)
+    app = {"id": record.app_id or "", "user_id": record.user_id}
+    if "app_id" in request.match_info:
+        path_user = request.match_info["user_id"]
+        user_id = record.user_id if path_user == "me" else path_user
+        app = {"id": request.match_info["app_id"], "user_id": user_id}
+        if not record.covers_app(user_id, app["id"]):
+            problem = record.access_problem(user_id, app["id"], SCOPE_ALL)
+            return _reply(403, StatusCode.CONN_INSUFFICIENT_SCOPES, "API key is for another app", problem or "")
+        if not request.app[STORE_KEY].app_exists(user_id, app["id"]):
+            return _reply(404, StatusCode.FAILURE, "App not found", f"app {user_id}/{app['id']} does not exist")
+    endpoints = sorted(
+        {f"/clarifai.api.V2/{name}" for scope in record.scopes for name in SCOPE_ENDPOINTS.get(scope, ())}
+    )
+    return _ok(
+        scopes=sorted(record.scopes),
+        app=app,
+        endpoints=[*endpoints, "/clarifai.api.V2/MyScopes"],
+        user_id=record.user_id,
+        app_id=record.app_id,
+        key_id=record.key_id,
+    )
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -481,7 +513,8 @@ def create_app(store: BaseStore, *, faults: bool = False, rng: random.Random | N
     app.router.add_post(INPUTS_PATH, post_inputs, name="post_inputs")
     app.router.add_get(INPUTS_PATH, list_inputs, name="list_inputs")
     app.router.add_get(INPUTS_PATH + "/{input_id}", get_input, name="get_input")
-    app.router.add_get("/v2/scopes", my_scopes, name="my_scopes")
+    for path in MYSCOPES_PATHS:
+        app.router.add_get(path, my_scopes)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/_stats", get_stats)
     if faults:
@@ -506,6 +539,9 @@ async def running(
         await runner.cleanup()
 
 
+GRPC_CALLS = ("PostInputs", "ListInputs", "GetInput", "MyScopes")
+
+
 async def serve(
     store: BaseStore,
     host: str = "127.0.0.1",
@@ -514,9 +550,15 @@ async def serve(
     faults: bool = False,
     stop: asyncio.Event,
     on_ready: Callable[[str], None] | None = None,
+    grpc_port: int | None = None,
 ) -> None:
-    """Serve until `stop` is set; `on_ready` gets the base URL once listening."""
-    async with running(store, host, port, faults=faults) as url:
+    """Serve until `stop` is set; `on_ready` gets the base URL once listening (and the gRPC port, when
+    `grpc_port` serves PostInputs, ListInputs, GetInput and MyScopes over gRPC too)."""
+    async with AsyncExitStack() as stack:
+        url = await stack.enter_async_context(running(store, host, port, faults=faults))
+        if grpc_port is not None:
+            bound = await stack.enter_async_context(bridged(url, GRPC_CALLS, host, grpc_port))
+            url = f"{url} (gRPC on port {bound})"
         if on_ready is not None:
             on_ready(url)
         await stop.wait()
