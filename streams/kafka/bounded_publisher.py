@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -39,15 +40,7 @@ class PublisherStats:
     last_error: str = ""
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "offered": self.offered,
-            "published": self.published,
-            "dropped": self.dropped,
-            "failed_batches": self.failed_batches,
-            "queued": self.queued,
-            "queued_bytes": self.queued_bytes,
-            "last_error": self.last_error,
-        }
+        return dataclasses.asdict(self)
 
 
 @dataclass

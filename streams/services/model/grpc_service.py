@@ -36,7 +36,7 @@ class ModelServicer(V2Base):
             "app_id": request.user_app_id.app_id,
             "model_id": request.model_id,
             "version_id": request.version_id,
-            "deployment_id": request.runner_selector.deployment.id,
+            "id": request.runner_selector.deployment.id,
         }
         _, document = await post_model_outputs(to_json(request), path, self._service, self._fetch)
         return from_json(service_pb2.MultiOutputResponse, document)

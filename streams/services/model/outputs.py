@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from streams.services.clarifai_grpc import METHODS, http_bindings
 from streams.services.model.predict import (
     EMBEDDING_DIMENSIONS,
     MODEL_VERSION_ID,
@@ -24,6 +26,15 @@ from streams.services.model.predict import (
     predict_image,
     predict_text,
 )
+
+
+def _route(template: str) -> str:
+    """An HTTP binding's path as an aiohttp route: each path field named by its last part."""
+    return re.sub(r"\{(?:[^}]*\.)?([^}.]+)\}", r"{\1}", template)
+
+
+POST_MODEL_OUTPUTS_ROUTES = tuple(_route(path) for _, path, _ in http_bindings(METHODS["PostModelOutputs"]))
+"""Every REST binding of PostModelOutputs in Clarifai's protos, as aiohttp routes."""
 
 SUCCESS = 10000
 MIXED_STATUS = 10010
@@ -83,7 +94,7 @@ def target_of(body: Mapping[str, Any], path: Mapping[str, str], service: ModelSe
     return Target(
         user_id=path.get("user_id") or user_app.get("user_id") or service.user_id,
         app_id=path.get("app_id") or user_app.get("app_id") or service.app_id,
-        model_id=path.get("model_id") or model.get("id") or path.get("deployment_id") or "reference",
+        model_id=path.get("model_id") or model.get("id") or path.get("id") or "reference",
         version_id=path.get("version_id") or body.get("version_id") or version.get("id") or MODEL_VERSION_ID,
     )
 

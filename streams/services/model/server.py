@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -19,7 +18,14 @@ import orjson
 from aiohttp import web
 
 from streams.services.model.inference import InferenceError, infer, metadata
-from streams.services.model.outputs import FAILURE, ModelService, post_model_outputs, refusal, status
+from streams.services.model.outputs import (
+    FAILURE,
+    POST_MODEL_OUTPUTS_ROUTES,
+    ModelService,
+    post_model_outputs,
+    refusal,
+    status,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +33,6 @@ CONN_KEY_INVALID = 11008
 MAX_BODY_BYTES = 128 * 1024 * 1024
 MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
 DOWNLOAD_TIMEOUT_S = 10.0
-
-OUTPUTS_PATHS = (
-    "/v2/users/{user_id}/apps/{app_id}/models/{model_id}/versions/{version_id}/outputs",
-    "/v2/models/{model_id}/versions/{version_id}/outputs",
-    "/v2/users/{user_id}/apps/{app_id}/models/{model_id}/outputs",
-    "/v2/models/{model_id}/outputs",
-    "/v2/users/{user_id}/deployments/{deployment_id}/outputs",
-)
-"""Every REST binding of PostModelOutputs in Clarifai's API."""
 
 SERVICE_KEY = web.AppKey("service", ModelService)
 SESSION_KEY = web.AppKey("session", aiohttp.ClientSession)
@@ -139,7 +136,7 @@ def create_app(service: ModelService) -> web.Application:
             yield
 
     app.cleanup_ctx.append(session_context)
-    for path in OUTPUTS_PATHS:
+    for path in POST_MODEL_OUTPUTS_ROUTES:
         app.router.add_post(path, outputs)
     app.router.add_get("/v2", server_metadata)
     app.router.add_get("/v2/health/live", ready)
@@ -150,17 +147,3 @@ def create_app(service: ModelService) -> web.Application:
         app.router.add_get(base + "/ready", ready)
         app.router.add_post(base + "/infer", model_infer)
     return app
-
-
-@asynccontextmanager
-async def running(service: ModelService, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
-    """Serve the model on host:port (0 = any free port) while the block runs; yields the base URL."""
-    runner = web.AppRunner(create_app(service), access_log=None)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        bound_host, bound_port = runner.addresses[0][:2]
-        yield f"http://{bound_host}:{bound_port}"
-    finally:
-        await runner.cleanup()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from streams.services.clarifai_grpc import serving
+from streams.services import clarifai_grpc, web
 from streams.services.model import server
 from streams.services.model.grpc_service import ModelServicer
 from streams.services.model.outputs import ModelService
@@ -30,7 +30,7 @@ async def running(
     """Serve the model over REST (and gRPC when ``grpc_port`` is given) while the block runs (port 0: any free
     port)."""
     async with AsyncExitStack() as stack:
-        url = await stack.enter_async_context(server.running(service, host, port))
+        url = await stack.enter_async_context(web.serving(server.create_app(service), host, port))
         bound_grpc: int | None = None
         if grpc_port is not None:
             timeout = aiohttp.ClientTimeout(total=server.DOWNLOAD_TIMEOUT_S)
@@ -39,7 +39,9 @@ async def running(
             async def fetch(url: str) -> bytes:
                 return await server.download(session, url)
 
-            bound_grpc = await stack.enter_async_context(serving(ModelServicer(service, fetch), host, grpc_port))
+            bound_grpc = await stack.enter_async_context(
+                clarifai_grpc.serving(ModelServicer(service, fetch), host, grpc_port)
+            )
         yield RunningModel(url, bound_grpc)
 
 

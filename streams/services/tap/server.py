@@ -13,7 +13,6 @@ import gzip
 import logging
 import zlib
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -21,21 +20,12 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
+from streams.services.model.outputs import FAILURE, POST_MODEL_OUTPUTS_ROUTES
 from streams.services.tap.tap import Tap
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 128 * 1024 * 1024
-FAILURE = 10020
-
-TAPPED_PATHS = (
-    "/v2/users/{user_id}/apps/{app_id}/models/{model_id}/versions/{version_id}/outputs",
-    "/v2/models/{model_id}/versions/{version_id}/outputs",
-    "/v2/users/{user_id}/apps/{app_id}/models/{model_id}/outputs",
-    "/v2/models/{model_id}/outputs",
-    "/v2/users/{user_id}/deployments/{deployment_id}/outputs",
-)
-"""Every REST binding of PostModelOutputs in Clarifai's API."""
 
 HOP_BY_HOP = frozenset(
     {
@@ -158,23 +148,7 @@ def create_app(tap: Tap, upstream: str, *, timeout_s: float = 120.0, connections
 
     app.cleanup_ctx.append(session_context)
     app.router.add_get("/_tap/stats", stats)
-    for path in TAPPED_PATHS:
+    for path in POST_MODEL_OUTPUTS_ROUTES:
         app.router.add_post(path, tapped)
     app.router.add_route("*", "/{tail:.*}", passthrough)
     return app
-
-
-@asynccontextmanager
-async def running(
-    tap: Tap, upstream: str, host: str = "127.0.0.1", port: int = 0, **options: Any
-) -> AsyncIterator[str]:
-    """Serve the tap on host:port (0 = any free port) while the block runs; yields its base URL."""
-    runner = web.AppRunner(create_app(tap, upstream, **options), access_log=None)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        bound_host, bound_port = runner.addresses[0][:2]
-        yield f"http://{bound_host}:{bound_port}"
-    finally:
-        await runner.cleanup()

@@ -13,6 +13,7 @@ from streams.kafka.bounded_publisher import BoundedPublisher
 from streams.services.tap import grpc_proxy, server
 from streams.services.tap.callers import Callers
 from streams.services.tap.tap import Tap
+from streams.services.web import serving
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +57,11 @@ async def running(settings: TapSettings) -> AsyncIterator[RunningTap]:
         publisher.start()
         stack.push_async_callback(tap.close)
         url = await stack.enter_async_context(
-            server.running(tap, settings.upstream, settings.host, settings.port, timeout_s=settings.upstream_timeout_s)
+            serving(
+                server.create_app(tap, settings.upstream, timeout_s=settings.upstream_timeout_s),
+                settings.host,
+                settings.port,
+            )
         )
         grpc_port: int | None = None
         if settings.grpc_port is not None:

@@ -9,6 +9,7 @@ past that their events are dropped and counted with the publisher's.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,13 +40,7 @@ class TapStats:
     """Outputs that gave no event: failed, or without a model or a matching input."""
 
     def as_json(self) -> dict[str, int]:
-        return {
-            "calls": self.calls,
-            "failed_calls": self.failed_calls,
-            "unreadable_calls": self.unreadable_calls,
-            "events": self.events,
-            "skipped_outputs": self.skipped_outputs,
-        }
+        return dataclasses.asdict(self)
 
 
 @dataclass
