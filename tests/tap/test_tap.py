@@ -9,7 +9,9 @@ import base64
 import contextlib
 import dataclasses
 import logging
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -237,3 +239,37 @@ async def test_a_key_is_looked_up_once_and_an_unknown_key_gives_no_caller(
         "stranger": None,
     }
     assert tap.tap.callers.lookups == 2
+
+
+def _free_pair() -> int:
+    """A port whose next port is free too (a broker listens on both)."""
+    for _ in range(50):
+        port = free_port()
+        with contextlib.suppress(OSError), socket.socket() as probe:
+            probe.bind(("127.0.0.1", port + 1))
+            return port
+    raise RuntimeError("no two free ports in a row")
+
+
+async def test_events_held_while_kafka_is_down_are_published_when_it_comes_back(
+    tap_factory: TapFactory, scopes: Scopes, tmp_path: Path, kafka: LocalKafka
+) -> None:
+    port = _free_pair()
+    tap = await tap_factory(broker=f"127.0.0.1:{port}")
+    stub = json_stub(tap.url)
+    for number in range(6):
+        answer = await call(stub, outputs_request([text_input(f"while down {number}")]), scopes.alice_key)
+        assert answer.status.code == status_code_pb2.SUCCESS
+    assert tap.tap.publisher.stats.queued == 6
+    late = LocalKafka(port=port, home=tmp_path / "late-kafka", dist=kafka.dist)
+    await asyncio.to_thread(late.up, 120)
+    try:
+        async with asyncio.timeout(120):
+            while tap.tap.publisher.stats.published < 6:
+                await asyncio.sleep(0.2)
+        events = await read_topic(late.bootstrap_servers, tap.tap.publisher.topic, expect=6, timeout_s=60)
+    finally:
+        await asyncio.to_thread(late.down)
+    texts = sorted(event["output"]["input"]["data"]["text"]["raw"] for event in events)
+    assert texts == [f"while down {number}" for number in range(6)]
+    assert tap.tap.publisher.stats.dropped == 0
