@@ -19,6 +19,7 @@ class StatusCode(IntEnum):
     CONN_THROTTLED = 11005
     CONN_INSUFFICIENT_SCOPES = 11007
     CONN_KEY_INVALID = 11008
+    CONN_KEY_NOT_FOUND = 11009  # how Clarifai's API answers an unknown key
     INPUT_SUCCESS = 30000
     INPUT_PENDING = 30001
     INPUT_FAILED = 30002

@@ -4,9 +4,13 @@ with Clarifai's official client (``clarifai-grpc``) over its JSON channel and it
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -94,3 +98,26 @@ async def control(kafka: LocalKafka, unique: str, destination: Service) -> Async
         bridged(url, COLLECTOR_CALLS) as port,
     ):
         yield Service(url, port)
+
+
+# The newest clarifai-grpc release when these tests were written; it no longer has the Collector calls, so the
+# services run on the pinned 12.2.11 and user code on this one is tested in a process of its own.
+CURRENT_CLARIFAI_GRPC = "12.6.0"
+
+
+@pytest.fixture(scope="session")
+def current_client() -> Path:
+    """A directory holding the current clarifai-grpc (with protobuf < 7 and requests), installed once."""
+    target = Path.home() / ".cache" / "collectors" / f"clarifai-grpc-{CURRENT_CLARIFAI_GRPC}"
+    if not (target / "clarifai_grpc").is_dir():
+        staging = target.with_name(f"{target.name}.{os.getpid()}")
+        subprocess.run(
+            [
+                sys.executable,
+                *("-m", "pip", "install", "-q", "--disable-pip-version-check", "--target", str(staging)),
+                *(f"clarifai-grpc=={CURRENT_CLARIFAI_GRPC}", "protobuf<7", "requests"),
+            ],
+            check=True,
+        )
+        staging.rename(target)
+    return target

@@ -1,4 +1,5 @@
-"""MyScopes (`GET /v2/scopes`): introspection of the caller's key over real HTTP."""
+"""MyScopes (`GET /v2/myscopes`, `/v2/my_scopes`, `/v2/users/{u}/apps/{a}/myscopes`, and `/v2/scopes` kept for
+older callers): introspection of the caller's key over real HTTP, in Clarifai's shape."""
 
 from __future__ import annotations
 
@@ -44,3 +45,33 @@ async def test_unknown_and_revoked_keys_are_refused_without_echoing_them(
         assert body["status"]["code"] == 11008
         assert key not in str(body)
         assert key[:4] + "…" in body["status"]["details"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/v2/myscopes", "/v2/my_scopes", "/v2/scopes", "/v2/users/alice/apps/photos/myscopes"]
+)
+async def test_clarifai_shape_at_every_path(url: str, http: aiohttp.ClientSession, keys: Keys, path: str) -> None:
+    status, body, _ = await call(http, "GET", f"{url}{path}", keys.post_only)
+    assert status == 200
+    assert body["scopes"] == ["PostInputs"]
+    assert body["app"] == {"id": "photos", "user_id": "alice"}
+    assert body["endpoints"] == ["/clarifai.api.V2/MyScopes", "/clarifai.api.V2/PostInputs"]
+
+
+async def test_app_path_names_the_app_a_user_wide_key_covers(url: str, http: aiohttp.ClientSession, keys: Keys) -> None:
+    for path in ("/v2/users/alice/apps/photos/myscopes", "/v2/users/me/apps/photos/myscopes"):
+        status, body, _ = await call(http, "GET", f"{url}{path}", keys.user_wide)
+        assert status == 200
+        assert (body["app"], body["app_id"], body["scopes"]) == ({"id": "photos", "user_id": "alice"}, None, ["All"])
+    status, body, _ = await call(http, "GET", f"{url}/v2/myscopes", keys.user_wide)
+    assert body["app"] == {"id": "", "user_id": "alice"}
+
+
+async def test_app_path_refuses_another_app_and_a_missing_one(
+    url: str, http: aiohttp.ClientSession, keys: Keys
+) -> None:
+    status, body, _ = await call(http, "GET", f"{url}/v2/users/bob/apps/other/myscopes", keys.post)
+    assert (status, body["status"]["code"]) == (403, 11007)
+    assert "alice/photos" in body["status"]["details"]
+    status, body, _ = await call(http, "GET", f"{url}/v2/users/alice/apps/nowhere/myscopes", keys.user_wide)
+    assert (status, body["status"]["code"]) == (404, 10020)

@@ -6,9 +6,6 @@ control topic, and workers with no static collector (an empty configuration file
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import orjson
 import pytest
 
@@ -20,7 +17,6 @@ from tests.e2e.management_support import (
     APP,
     MODEL,
     USER,
-    ControlApis,
     collector_body,
     empty_config,
     event_lines,
@@ -41,13 +37,6 @@ pytestmark = pytest.mark.kafka
 PICK_UP_S = 10  # a change written through the API reaches every running worker within this
 # Small requests, so a deletion arrives while many of the deleted collector's inputs are still queued.
 ONE_REQUEST_IN_FLIGHT = {**SLOW_POSTING, "COLLECTORS_POST_BATCH_SIZE": "16", "COLLECTORS_POST_CONCURRENCY": "1"}
-
-
-@pytest.fixture
-def control_apis(kafka: LocalKafka, unique: str, tmp_path: Path) -> Iterator[ControlApis]:
-    apis = ControlApis(kafka, unique, tmp_path)
-    yield apis
-    apis.stop_all()
 
 
 def _alive(workers: list[Service]) -> None:

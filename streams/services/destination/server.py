@@ -1,4 +1,5 @@
-"""HTTP server of the reference destination: the inputs API (PostInputs, ListInputs, GetInput).
+"""HTTP server of the reference destination: the inputs API (PostInputs, ListInputs, GetInput) and MyScopes,
+as Clarifai's API spells them (over gRPC too, through :func:`serve`'s ``grpc_port``).
 
 Conventions (every body is `{"status": {"code", "description"[, "details"]}, ...}`):
 
@@ -457,13 +458,11 @@ async def my_scopes(request: web.Request) -> web.Response:
             return _reply(403, StatusCode.CONN_INSUFFICIENT_SCOPES, "API key is for another app", problem or "")
         if not request.app[STORE_KEY].app_exists(user_id, app["id"]):
             return _reply(404, StatusCode.FAILURE, "App not found", f"app {user_id}/{app['id']} does not exist")
-    endpoints = sorted(
-        {f"/clarifai.api.V2/{name}" for scope in record.scopes for name in SCOPE_ENDPOINTS.get(scope, ())}
-    )
+    calls = {"MyScopes", *(name for scope in record.scopes for name in SCOPE_ENDPOINTS.get(scope, ()))}
     return _ok(
         scopes=sorted(record.scopes),
         app=app,
-        endpoints=[*endpoints, "/clarifai.api.V2/MyScopes"],
+        endpoints=[f"/clarifai.api.V2/{name}" for name in sorted(calls)],
         user_id=record.user_id,
         app_id=record.app_id,
         key_id=record.key_id,
