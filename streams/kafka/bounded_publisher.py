@@ -1,11 +1,12 @@
 """Publish records to Kafka from a bounded in-memory queue, in batches, without ever making the offerer wait.
 
 :meth:`BoundedPublisher.offer` appends a record and returns at once. A background task sends what is queued
-in batches and waits for the broker's acknowledgements; a batch that fails (Kafka down, topic missing) goes
-back to the head of the queue and is tried again after a pause. Past the bound (``max_records`` records or
-``max_bytes`` bytes of values queued) new records are dropped and counted, and a warning says how many, at
-most every ``warn_every_s``. A record may be sent twice when an acknowledgement is lost: consumers key their
-work on the record's id, as the collectors do.
+in batches (what arrived within ``linger_ms``, up to ``batch_records``) and waits for the broker's
+acknowledgements; a batch that fails (Kafka down, topic missing) goes back to the head of the queue and is
+tried again after a pause (1 s, doubling up to 10 s while the failures go on). Past the bound
+(``max_records`` records or ``max_bytes`` bytes of values queued) new records are dropped and counted, and a
+warning says how many, at most every ``warn_every_s``. A record may be sent twice when an acknowledgement is
+lost: consumers key their work on the record's id, as the collectors do.
 """
 
 from __future__ import annotations
@@ -52,9 +53,11 @@ class BoundedPublisher:
     max_records: int = 10_000
     max_bytes: int = 64 * 1024 * 1024
     batch_records: int = 500
-    linger_ms: int = 5
+    linger_ms: int = 50
     request_timeout_ms: int = 10_000
     retry_pause_s: float = 1.0
+    """The pause after a failed batch, doubled after each failure in a row up to ``max_retry_pause_s``."""
+    max_retry_pause_s: float = 10.0
     warn_every_s: float = 10.0
     stats: PublisherStats = field(default_factory=PublisherStats)
     _queue: deque[tuple[bytes | None, bytes]] = field(default_factory=deque)
@@ -90,12 +93,19 @@ class BoundedPublisher:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        self._warn_dropped(force=True)
         if self.stats.queued:
             left = self.stats.queued
             self._queue.clear()
             self.stats.queued = self.stats.queued_bytes = 0
-            self.drop(left)
-        self._warn_dropped(force=True)
+            self.stats.dropped += left
+            log.warning(
+                "%d records for %s were not published before the stop (Kafka: %s); %d dropped in all",
+                left,
+                self.topic,
+                self.stats.last_error or "slow",
+                self.stats.dropped,
+            )
         if self._producer is not None:
             with contextlib.suppress(KafkaError, OSError):
                 await self._producer.stop()
@@ -142,6 +152,7 @@ class BoundedPublisher:
         return self._producer
 
     async def _run(self) -> None:
+        pause = self.retry_pause_s
         while True:
             await self._ready.wait()
             if not self._queue:
@@ -155,8 +166,10 @@ class BoundedPublisher:
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"[:300]
                 self._queue.extendleft(reversed(batch))
                 self._warn_dropped()
-                await asyncio.sleep(self.retry_pause_s)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, self.max_retry_pause_s)
                 continue
+            pause = self.retry_pause_s
             self.stats.published += len(batch)
             self.stats.queued -= len(batch)
             self.stats.queued_bytes -= sum(len(value) for _, value in batch)

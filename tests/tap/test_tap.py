@@ -24,7 +24,7 @@ from schemas.events import PredictionEvent
 from streams.services.model.service import RunningModel
 from streams.services.tap.service import RunningTap, TapSettings, running
 from streams.tools.localkafka.broker import LocalKafka
-from streams.tools.localstack import free_port
+from streams.tools.localstack import free_port, start_command
 from tests.conftest import read_topic
 
 from .clients import grpc_stub, image_input, json_stub, metadata, outputs_request, png, text_input
@@ -181,11 +181,14 @@ async def test_failed_calls_publish_nothing(tap_factory: TapFactory, scopes: Sco
     no_key = aiohttp.ClientSession()
     async with no_key, no_key.post(f"{tap.url}/v2/models/general/outputs", data=b'{"inputs": []}') as response:
         assert response.status == 401  # no key: the model refuses
+    assert tap.grpc_port is not None
+    over_grpc = await call(grpc_stub(tap.grpc_port), outputs_request([image_input(b"no picture")]), scopes.alice_key)
+    assert over_grpc.status.code == status_code_pb2.FAILURE  # in the message: the call itself is OK
     [event] = await events_on(tap, kafka, expect=1)
     assert event["output"]["input"]["id"] == "ok-1"  # only the output that succeeded
     await asyncio.sleep(1.0)
     assert tap.tap.publisher.stats.published == 1
-    assert tap.tap.stats.failed_calls == 2
+    assert tap.tap.stats.failed_calls == 3
     assert tap.tap.stats.skipped_outputs == 1
 
 
@@ -273,3 +276,44 @@ async def test_events_held_while_kafka_is_down_are_published_when_it_comes_back(
     texts = sorted(event["output"]["input"]["data"]["text"]["raw"] for event in events)
     assert texts == [f"while down {number}" for number in range(6)]
     assert tap.tap.publisher.stats.dropped == 0
+
+
+async def test_the_commands_serve_the_tap_and_the_model(
+    kafka: LocalKafka, scopes: Scopes, topic_factory: Callable[..., Awaitable[str]], tmp_path: Path
+) -> None:
+    """``collectors model serve`` and ``collectors tap serve`` as processes of their own, over both channels."""
+    topic = await topic_factory("predictions")
+    ports = {name: free_port() for name in ("model", "model_grpc", "tap", "tap_grpc")}
+    model = await asyncio.to_thread(
+        start_command,
+        ["model", "serve", "--port", str(ports["model"]), "--grpc-port", str(ports["model_grpc"])],
+        url=f"http://127.0.0.1:{ports['model']}",
+        health_path="/healthz",
+        log=tmp_path / "model.log",
+    )
+    tap_args = ["tap", "serve", "--upstream", model.url, "--port", str(ports["tap"]), "--auth-url", scopes.url]
+    tap_args += ["--grpc-port", str(ports["tap_grpc"]), "--upstream-grpc", f"127.0.0.1:{ports['model_grpc']}"]
+    tap_args += ["--broker", kafka.bootstrap_servers, "--topic", topic]
+    try:
+        tap = await asyncio.to_thread(
+            start_command,
+            tap_args,
+            url=f"http://127.0.0.1:{ports['tap']}",
+            health_path="/_tap/stats",
+            log=tmp_path / "tap.log",
+        )
+        try:
+            request = outputs_request(
+                [text_input("a cat on a boat")], model_id="general", user_id="clarifai", app_id="main"
+            )
+            for stub in (json_stub(tap.url), grpc_stub(ports["tap_grpc"])):
+                answer = await call(stub, request, scopes.bob_key)
+                assert answer.status.code == status_code_pb2.SUCCESS
+                assert {c.id for c in answer.outputs[0].data.concepts} == {"animal", "vehicle"}
+            events = await read_topic(kafka.bootstrap_servers, topic, expect=2, timeout_s=60)
+        finally:
+            tap.stop()
+    finally:
+        model.stop()
+    assert [event["caller"] for event in events] == [{"user_id": "bob"}] * 2
+    assert "tap stopped" in tap.log.read_text()

@@ -6,6 +6,7 @@ import asyncio
 import signal
 
 import click
+import uvloop
 
 from streams.services.model.outputs import ModelService
 from streams.services.model.service import RunningModel, serve
@@ -41,7 +42,7 @@ def serve_command(host: str, port: int, grpc_port: int | None, latency_ms: float
         await serve(service, host, port, grpc_port, stop=stop, on_ready=ready)
 
     try:
-        asyncio.run(main())
+        uvloop.run(main())
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     click.echo("model stopped")

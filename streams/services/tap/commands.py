@@ -7,6 +7,7 @@ import logging
 import signal
 
 import click
+import uvloop
 
 from streams.services.tap.service import RunningTap, TapSettings, serve
 
@@ -80,7 +81,7 @@ def serve_command(
         await serve(settings, stop=stop, on_ready=ready)
 
     try:
-        asyncio.run(main())
+        uvloop.run(main())
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     click.echo("tap stopped")

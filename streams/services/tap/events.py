@@ -22,6 +22,11 @@ def _code(document: Mapping[str, Any]) -> int | None:
     return code if isinstance(code, int) else None
 
 
+def succeeded(answer: Any) -> bool:
+    """Whether a PostModelOutputs answer is a success (SUCCESS, or MIXED_STATUS: some outputs succeeded)."""
+    return isinstance(answer, dict) and _code(answer) in (SUCCESS, MIXED_STATUS)
+
+
 def _sent_input(sent: Sequence[Any], index: int, answered: Mapping[str, Any]) -> dict[str, Any] | None:
     """The request's input that the ``index``-th output answers: by id when the request gave ids, else by place."""
     answered_id = answered.get("id")
@@ -45,7 +50,7 @@ def prediction_events(
     request: Any, answer: Any, *, caller_user_id: str | None, seen_at: str
 ) -> tuple[list[dict[str, Any]], int]:
     """The events of one call, and how many outputs gave none (failed, or without a model or an input)."""
-    if not isinstance(answer, dict) or _code(answer) not in (SUCCESS, MIXED_STATUS):
+    if not succeeded(answer):
         return [], 0
     outputs = answer.get("outputs")
     if not isinstance(outputs, list):

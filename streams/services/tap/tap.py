@@ -19,7 +19,7 @@ import orjson
 
 from streams.kafka.bounded_publisher import BoundedPublisher
 from streams.services.tap.callers import Callers
-from streams.services.tap.events import prediction_events
+from streams.services.tap.events import prediction_events, succeeded
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +29,9 @@ class TapStats:
     """The calls the tap passed on, and what became of them."""
 
     calls: int = 0
-    """PostModelOutputs calls answered by the upstream."""
+    """PostModelOutputs calls the upstream answered with success (SUCCESS or MIXED_STATUS)."""
     failed_calls: int = 0
-    """Calls the upstream failed or refused (nothing published), or could not be reached."""
+    """Calls the upstream failed or refused, or that could not reach it: nothing published."""
     unreadable_calls: int = 0
     """Calls whose request or answer could not be decoded (passed on, nothing published)."""
     events: int = 0
@@ -67,7 +67,11 @@ class Tap:
         log.warning("a PostModelOutputs call was passed on but not tapped: %s", reason)
 
     def answered(self, key: str, request: Any, answer: Any) -> None:
-        """The upstream answered ``request`` with ``answer`` (both decoded): publish its predictions."""
+        """The upstream answered ``request`` with ``answer`` (both decoded): publish its predictions, if it
+        succeeded."""
+        if not succeeded(answer):
+            self.failed()
+            return
         self.stats.calls += 1
         hit, user = self.callers.cached(key) if key else (True, None)
         if hit:
