@@ -32,6 +32,7 @@ if not __package__:  # run as `python bench/tap.py`: make the `bench` package im
 import aiohttp
 import orjson
 import psutil
+import uvloop
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.kafka.producing import ensure_topic
@@ -180,7 +181,7 @@ def run(*, rate: float, block_s: float, warmup_s: float, kafka_port: int, workdi
             log=workdir / "tap.log",
         )
         services.append(tap)
-        measured = asyncio.run(_measure(model.url, tap, rate=rate, block_s=block_s, warmup_s=warmup_s))
+        measured = uvloop.run(_measure(model.url, tap, rate=rate, block_s=block_s, warmup_s=warmup_s))
         stats, on_topic = asyncio.run(_published(tap, kafka.bootstrap_servers, measured["calls_through_tap"]))
     finally:
         for service in services:
