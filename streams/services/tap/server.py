@@ -20,7 +20,7 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
-from streams.services.model.outputs import FAILURE, POST_MODEL_OUTPUTS_ROUTES
+from streams.services.outputs_api import FAILURE, POST_MODEL_OUTPUTS_ROUTES
 from streams.services.tap.tap import Tap
 
 log = logging.getLogger(__name__)
