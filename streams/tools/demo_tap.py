@@ -18,7 +18,7 @@ import aiohttp
 import orjson
 from PIL import Image
 
-from streams.tools.localstack import Service, free_port, get_json, start_command
+from streams.tools.localstack import Service, get_json, start_model, start_tap
 
 GENERAL = "/v2/users/clarifai/apps/main/models/general-image-recognition/versions/aa7f35c01e0642fda5cf400f543e7c40"
 SENTIMENT = "/v2/users/clarifai/apps/main/models/sentiment-analysis"
@@ -51,22 +51,10 @@ async def _call(tap_url: str, key: str, pictures: int) -> int:
 
 def predict_through_tap(*, workdir: Path, bootstrap: str, topic: str, auth_url: str, key: str, pictures: int) -> int:
     """Make predictions through a tap in front of the reference model; return how many events it published."""
-    model_port, tap_port = free_port(), free_port()
-    model = start_command(
-        ["model", "serve", "--port", str(model_port)],
-        url=f"http://127.0.0.1:{model_port}",
-        health_path="/healthz",
-        log=workdir / "model.log",
-    )
+    model = start_model(log=workdir / "model.log")
     services: list[Service] = [model]
     try:
-        tap_args = ["tap", "serve", "--upstream", model.url, "--port", str(tap_port), "--auth-url", auth_url]
-        tap = start_command(
-            [*tap_args, "--broker", bootstrap, "--topic", topic],
-            url=f"http://127.0.0.1:{tap_port}",
-            health_path="/_tap/stats",
-            log=workdir / "tap.log",
-        )
+        tap = start_tap(model.url, broker=bootstrap, topic=topic, auth_url=auth_url, log=workdir / "tap.log")
         services.append(tap)
         predicted = asyncio.run(_call(tap.url, key, pictures))
         deadline = time.monotonic() + 60

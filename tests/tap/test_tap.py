@@ -28,7 +28,7 @@ from streams.services.model.service import RunningModel
 from streams.services.tap.service import RunningTap, TapSettings, running
 from streams.services.web import serving
 from streams.tools.localkafka.broker import LocalKafka
-from streams.tools.localstack import free_port, start_command
+from streams.tools.localstack import free_port, start_model, start_tap
 from tests.conftest import read_topic
 
 from .clients import grpc_stub, image_input, json_stub, metadata, outputs_request, png, text_input
@@ -287,30 +287,23 @@ async def test_the_commands_serve_the_tap_and_the_model(
 ) -> None:
     """``collectors model serve`` and ``collectors tap serve`` as processes of their own, over both channels."""
     topic = await topic_factory("predictions")
-    ports = {name: free_port() for name in ("model", "model_grpc", "tap", "tap_grpc")}
-    model = await asyncio.to_thread(
-        start_command,
-        ["model", "serve", "--port", str(ports["model"]), "--grpc-port", str(ports["model_grpc"])],
-        url=f"http://127.0.0.1:{ports['model']}",
-        health_path="/healthz",
-        log=tmp_path / "model.log",
-    )
-    tap_args = ["tap", "serve", "--upstream", model.url, "--port", str(ports["tap"]), "--auth-url", scopes.url]
-    tap_args += ["--grpc-port", str(ports["tap_grpc"]), "--upstream-grpc", f"127.0.0.1:{ports['model_grpc']}"]
-    tap_args += ["--broker", kafka.bootstrap_servers, "--topic", topic]
+    model_grpc, tap_grpc = free_port(), free_port()
+    model = await asyncio.to_thread(start_model, log=tmp_path / "model.log", grpc_port=model_grpc)
     try:
         tap = await asyncio.to_thread(
-            start_command,
-            tap_args,
-            url=f"http://127.0.0.1:{ports['tap']}",
-            health_path="/_tap/stats",
+            start_tap,
+            model.url,
+            broker=kafka.bootstrap_servers,
+            topic=topic,
+            auth_url=scopes.url,
             log=tmp_path / "tap.log",
+            grpc=(tap_grpc, f"127.0.0.1:{model_grpc}"),
         )
         try:
             request = outputs_request(
                 [text_input("a cat on a boat")], model_id="general", user_id="clarifai", app_id="main"
             )
-            for stub in (json_stub(tap.url), grpc_stub(ports["tap_grpc"])):
+            for stub in (json_stub(tap.url), grpc_stub(tap_grpc)):
                 answer = await call(stub, request, scopes.bob_key)
                 assert answer.status.code == status_code_pb2.SUCCESS
                 assert {c.id for c in answer.outputs[0].data.concepts} == {"animal", "vehicle"}
