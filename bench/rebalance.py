@@ -1,20 +1,20 @@
 """The ``rebalance`` variant: what a consumer group's changes cost while events arrive at a steady rate.
 
-Two workers with stable ids (``COLLECTORS_WORKER_ID``) share one consumer group; events are produced at
-``rate`` per second throughout, each stamped with its id, so every stored input can be traced to its
-predictions partition (the event's key) and its queue partition (its collector's key). In turn:
+Events are produced at ``rate`` per second throughout, each stamped with its id, so every stored input can be
+traced to its predictions partition (the event's key) and its queue partition (its collector's key). Workers
+have stable ids (``COLLECTORS_WORKER_ID``); worker 0 runs throughout. In turn:
 
-* **join**: a third worker starts; the longest time no input was stored, from its start until the group is
-  stable again and ``settle_s`` more;
-* **graceful stop**: that worker gets SIGTERM; seconds from the signal to the first input stored from one of
-  its partitions (by another worker);
-* **restart**: worker 1 gets SIGTERM and starts again with the same id, keeping its membership
-  (``COLLECTORS_LEAVE_GROUP_ON_STOP=false``); whether worker 0's consumer group generation changed (a
-  rebalance of the others), worker 0's longest posting pause meanwhile, and worker 1's time back;
-* **failover**: worker 1 gets SIGKILL; seconds to the first input stored from one of its partitions.
+* **join**: worker 1 starts; the longest time no input was stored, from its start until the group is stable
+  again and ``settle_s`` more (measured again when worker 2 joins);
+* **restart**: worker 1 gets SIGTERM, keeping its membership (``COLLECTORS_LEAVE_GROUP_ON_STOP=false``), and
+  starts again with the same id: whether worker 0 rebalanced, worker 0's longest posting pause meanwhile,
+  and the seconds from the signal to the first input stored from worker 1's partitions after it exited;
+* **graceful stop**: worker 1 gets SIGTERM and leaves the group; seconds from the signal to the first input
+  stored from its partitions after it exited (so by worker 0), and how long it took to exit;
+* **failover**: worker 2 joins, then gets SIGKILL; seconds to the first input stored from its partitions.
 
 Then production stops and the run must end exact: the destination holds every expected input id, once, and
-the surviving worker's ledger (it holds every partition by then) balances.
+worker 0's ledger (it holds every partition by then) balances.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import itertools
 import signal
+import sqlite3
 import statistics
 import subprocess
 import threading
@@ -135,32 +136,30 @@ class Trace:
         self.predictions, self.queue = predictions, queue
         everything = list(range(PARTITIONS))
         self.queue_partition = {c: keyed_partition(c.encode(), everything, everything) for c in self.collectors}
-        self._traced: dict[str, Stored] = {}
+        self._stored: list[Stored] = []
+        self._last_row = 0
 
     def read(self, db: Path) -> list[Stored]:
-        """Every input stored so far, in the order stored."""
-        found: list[Stored] = []
-        with Store(db) as store:
-            page = 1
-            while items := store.list_inputs(DESTINATION_USER, DESTINATION_APP, page=page, per_page=10_000):
-                for item in items:
-                    traced = self._traced.get(item.input_id)
-                    if traced is None:
-                        traced = self._traced[item.input_id] = self._trace(item)
-                    found.append(traced)
-                page += 1
-        return sorted(found, key=lambda stored: stored.at)
-
-    def _trace(self, item: Any) -> Stored:
+        """Every input stored so far, in the order stored (the rows added since the last read are traced)."""
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as connection:
+            rows = connection.execute(
+                "SELECT rowid, input_id, created_at, json_extract(data, ?) FROM inputs"
+                " WHERE user_id = ? AND app_id = ? AND rowid > ? ORDER BY rowid",
+                (f"$.metadata.{EVENT_ID}", DESTINATION_USER, DESTINATION_APP, self._last_row),
+            ).fetchall()
         everything = list(range(PARTITIONS))
-        event_id = str((item.data.get("metadata") or {}).get(EVENT_ID))
-        collector = next(c for c in self.collectors if input_id(c, event_id) == item.input_id)
-        return Stored(
-            at=_epoch(item.created_at),
-            input_id=item.input_id,
-            predictions_partition=keyed_partition(event_id.encode(), everything, everything),
-            queue_partition=self.queue_partition[collector],
-        )
+        for row, stored_id, created_at, event_id in rows:
+            collector = next(c for c in self.collectors if input_id(c, event_id) == stored_id)
+            self._stored.append(
+                Stored(
+                    at=_epoch(created_at),
+                    input_id=stored_id,
+                    predictions_partition=keyed_partition(event_id.encode(), everything, everything),
+                    queue_partition=self.queue_partition[collector],
+                )
+            )
+            self._last_row = row
+        return list(self._stored)
 
     def of(self, held: set[tuple[str, int]]) -> Callable[[Stored], bool]:
         """Whether a stored input came through one of the ``(topic, partition)`` pairs ``held``."""
@@ -266,15 +265,23 @@ def handover(stack: Stack, trace: Trace, mine: set[tuple[str, int]], signalled: 
     return round(first + since - signalled, 2)
 
 
-def run_rebalance(
-    bench: Bench, *, config: Path, pool: list[dict[str, Any]], rate: float, name: str, settle_s: float = 5.0
-) -> Outcome:
+def join(
+    stack: Stack, trace: Trace, topics: set[str], number: int, env: dict[str, str], settle_s: float = 5.0
+) -> tuple[Service, float]:
+    """Start worker ``number``; once the group is stable again (and ``settle_s`` later), the longest time in
+    which no input was stored since it was started."""
+    joined_at = time.time()
+    worker = stack.spawn(number, env)
+    wait_stable(stack.workers, topics, timeout_s=180)
+    time.sleep(settle_s)
+    return worker, longest_gap(trace.read(stack.db), joined_at, time.time())
+
+
+def run_rebalance(bench: Bench, *, config: Path, pool: list[dict[str, Any]], rate: float, name: str) -> Outcome:
     """One run of the four phases (module docstring); the figures, and whether the run ended exact."""
     topic = f"{bench.run_id}-{name}-predictions"
     asyncio.run(_create(bench.bootstrap, topic))
-    identity = {0: "w0", 1: "w1", 2: "w2"}
     stay = {"COLLECTORS_LEAVE_GROUP_ON_STOP": "false"}
-    env = {number: {"COLLECTORS_WORKER_ID": identity[number]} for number in identity}
     figures: dict[str, Any] = {"rate_events_per_s": rate}
     with bench.stack(name=name, topic=topic, config=config, workers=0, initial_faults={"delay_s": RTT_S}) as stack:
         topics = {topic, stack.queue_topic}
@@ -282,43 +289,37 @@ def run_rebalance(
         producer = Producer(bench.bootstrap, topic, fresh(pool, f"{bench.run_id}-{name}"), rate)
         producer.start()
         try:
-            w0 = stack.spawn(0, {**env[0], **stay})
-            w1 = stack.spawn(1, {**env[1], **stay})
-            wait_stable([w0, w1], topics, timeout_s=180)
+            w0 = stack.spawn(0, {"COLLECTORS_WORKER_ID": "w0", **stay})
+            wait_stable([w0], topics, timeout_s=180)
             wait_for(lambda: stack.served()["inputs"]["stored"] > 0, timeout_s=60, what="the first inputs")
 
-            # join: a third worker
-            joined_at = time.time()
-            w2 = stack.spawn(2, env[2])
-            stable_at = wait_stable([w0, w1, w2], topics, timeout_s=180)
-            time.sleep(settle_s)
-            figures["join_pause_s"] = longest_gap(trace.read(stack.db), joined_at, time.time())
-            figures["join_to_stable_s"] = round(stable_at - joined_at, 2)
+            # join: a second worker, which will be restarted keeping its membership
+            w1, figures["join_pause_s"] = join(stack, trace, topics, 1, {"COLLECTORS_WORKER_ID": "w1", **stay})
 
-            # graceful stop of the third
-            mine = held(w2)
-            signalled, exited = stop(stack, w2, signal.SIGTERM)
-            figures["graceful_exit_s"] = round(exited - signalled, 2)
-            figures["graceful_handover_s"] = handover(stack, trace, mine, signalled, exited)
-            wait_stable([w0, w1], topics, timeout_s=180)
-
-            # restart of worker 1 with the same id, its membership kept
+            # restart of worker 1 with the same id (started again to leave the group on its next stop)
             before = group(w0)
             mine, others = held(w1), held(w0)
             signalled, exited = stop(stack, w1, signal.SIGTERM)
-            w1 = stack.spawn(1, {**env[1], **stay})
+            w1 = stack.spawn(1, {"COLLECTORS_WORKER_ID": "w1"})
             figures["restart_back_s"] = handover(stack, trace, mine, signalled, exited)
-            after = group(w0)
-            figures["restart_rebalances_of_others"] = after["rebalances"] - before["rebalances"]
+            figures["restart_rebalances_of_others"] = group(w0)["rebalances"] - before["rebalances"]
             figures["restart_others_pause_s"] = longest_gap(
                 [s for s in trace.read(stack.db) if trace.only(others)(s)], signalled, time.time()
             )
             wait_stable([w0, w1], topics, timeout_s=180)
             figures["restart_kept_partitions"] = held(w1) == mine
 
-            # failover: worker 1 killed
+            # graceful stop of worker 1
             mine = held(w1)
-            signalled, exited = stop(stack, w1, signal.SIGKILL)
+            signalled, exited = stop(stack, w1, signal.SIGTERM)
+            figures["graceful_exit_s"] = round(exited - signalled, 2)
+            figures["graceful_handover_s"] = handover(stack, trace, mine, signalled, exited)
+            wait_stable([w0], topics, timeout_s=180)
+
+            # failover: a new worker joins, then is killed
+            w2, figures["join_again_pause_s"] = join(stack, trace, topics, 2, {"COLLECTORS_WORKER_ID": "w2"})
+            mine = held(w2)
+            signalled, exited = stop(stack, w2, signal.SIGKILL)
             figures["failover_s"] = handover(stack, trace, mine, signalled, exited)
         finally:
             lines = producer.stop()

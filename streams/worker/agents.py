@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import faust
 import orjson
@@ -19,6 +19,7 @@ from streams.core import ledger as outcome
 from streams.core.decoding import DecodeError, decode_event
 from streams.core.ledger import Ledger
 from streams.core.selection import select
+from streams.worker.faust_consumer import App
 from streams.worker.faust_tuning import EventReader
 from streams.worker.posting import READ_WITHIN_S, Posting
 from streams.worker.queueing import QueueWriter
@@ -71,8 +72,10 @@ def register_agents(app: faust.App, runtime: Runtime, topics: dict[str, faust.To
     async def post_agent(stream: faust.StreamT[bytes]) -> None:
         """Post queued inputs in batches per destination; each offset is committed after its outcome is counted."""
         reader = EventReader(stream, max_size=settings.post_read_size, within_s=READ_WITHIN_S)
+        posting = Posting(runtime, reader, post_ledgers, dead_letter)
+        cast(App, app).call_on_rebalance_start(posting.abandon)
         await runtime.ready.wait()
-        await Posting(runtime, reader, post_ledgers, dead_letter).run()
+        await posting.run()
 
 
 async def _select_one(

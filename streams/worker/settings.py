@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.inputs_api import MAX_INPUTS_PER_REQUEST
+from streams.worker.membership import default_worker_id
 
 
 class WorkerSettings(BaseSettings):
@@ -64,7 +65,8 @@ class WorkerSettings(BaseSettings):
     )
     log_level: str = "warning"
     worker_id: str | None = Field(
-        default=None,
+        default_factory=default_worker_id,
+        min_length=1,
         description="A name stable across this worker's restarts, unique in the group (Kafka's group.instance.id:"
         " static membership, KIP-345). A worker restarted with its id within the session timeout gets its"
         " partitions back with no rebalance of the others. Default: the host name inside a container, else none.",
@@ -88,3 +90,12 @@ class WorkerSettings(BaseSettings):
     loop_stall_warn_s: float = Field(
         default=0.1, ge=0, description="Log an event-loop stall longer than this, with its stack; 0: do not watch."
     )
+
+    @model_validator(mode="after")
+    def _heartbeats_fit_the_session(self) -> WorkerSettings:
+        if self.heartbeat_interval_s * 3 > self.session_timeout_s:
+            raise ValueError(
+                f"heartbeat_interval_s ({self.heartbeat_interval_s:g}) must be at most a third of session_timeout_s"
+                f" ({self.session_timeout_s:g}): one late heartbeat must not end the session"
+            )
+        return self
