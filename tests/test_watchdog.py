@@ -44,3 +44,25 @@ async def test_short_pauses_are_not_logged(caplog: pytest.LogCaptureFixture) -> 
         watchdog.stop()
     assert watchdog.stalls == 0
     assert not [record for record in caplog.records if "stalled" in record.getMessage()]
+
+
+async def test_stalls_in_quick_succession_are_logged_together(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("streams.worker.watchdog.REPORT_EVERY_S", 0.5)
+    watchdog = LoopWatchdog(0.1, name="test loop")
+    watchdog.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="streams.worker.watchdog"):
+            for seconds in (0.2, 0.15, 0.3):  # the first at once; the other two together, 0.5 s later
+                hold_the_loop(seconds)
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.6)
+    finally:
+        watchdog.stop()
+    stalls = [record.getMessage() for record in caplog.records if "stalled" in record.getMessage()]
+    assert watchdog.stalls == 3
+    assert len(stalls) == 2, stalls
+    assert "(the longest of 2 stalls over 100 ms)" in stalls[1] and "hold_the_loop" in stalls[1]
+    longest_ms = int(stalls[1].removeprefix("test loop stalled ").split(" ")[0])
+    assert 250 <= longest_ms < 500, stalls[1]  # the 0.3 s one, measured to within a tick

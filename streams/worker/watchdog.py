@@ -5,6 +5,10 @@ When one is late by more than the limit, the thread takes the loop thread's stac
 running instead of the loop); when the loop runs the late callback, the stall's length is logged with that
 stack. Heartbeats, timers and every agent wait while a loop is stalled: a stall longer than the session
 timeout takes the worker out of its consumer group.
+
+A busy worker stalls often (a batch of 2,000 events is selected in one go; on a loaded machine a thread waits
+for the interpreter lock): a stall is logged at once when none was logged in the last :data:`REPORT_EVERY_S`,
+else counted, and the count is logged with the longest one's stack once that time has passed.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ log = logging.getLogger(__name__)
 
 TICK_S = 0.02
 """How often the loop notes the time: a stall is measured to within this."""
+REPORT_EVERY_S = 10.0
+"""At most one log record per loop in this time; the stalls between are counted in the next one."""
 
 
 class LoopWatchdog:
@@ -37,6 +43,8 @@ class LoopWatchdog:
         self._stack: list[str] | None = None  # taken during the current stall
         self._stopped = threading.Event()
         self._handle: asyncio.TimerHandle | None = None
+        self._reported_at = -REPORT_EVERY_S  # monotonic time of the last log record
+        self._unreported: list[tuple[float, list[str] | None]] = []  # stalls since: (seconds, stack)
 
     def start(self) -> None:
         """Watch the running loop (call from a coroutine or callback on it)."""
@@ -58,11 +66,21 @@ class LoopWatchdog:
         if late > self.limit_s:
             self.stalls += 1
             self.longest_s = max(self.longest_s, late)
-            where = "".join(stack) if stack else "  (not caught: the stall ended before the watchdog looked)\n"
-            log.warning("%s stalled %.0f ms; it was running:\n%s", self.name, late * 1000, where)
+            self._unreported.append((late, stack))
+        if self._unreported and now - self._reported_at >= REPORT_EVERY_S:
+            self._report(now)
         self._due = now + TICK_S
         if not self._stopped.is_set() and self._loop is not None:
             self._handle = self._loop.call_later(TICK_S, self._tick)
+
+    def _report(self, now: float) -> None:
+        """Log the stalls not logged yet: the longest with its stack."""
+        stalls, self._unreported = self._unreported, []
+        self._reported_at = now
+        longest, stack = max(stalls, key=lambda stall: stall[0])
+        where = "".join(stack) if stack else "  (not caught: the stall ended before the watchdog looked)\n"
+        more = f" (the longest of {len(stalls)} stalls over {self.limit_s * 1000:.0f} ms)" if len(stalls) > 1 else ""
+        log.warning("%s stalled %.0f ms%s; it was running:\n%s", self.name, longest * 1000, more, where)
 
     def _watch(self) -> None:
         while not self._stopped.wait(TICK_S / 2):
