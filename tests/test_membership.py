@@ -38,4 +38,9 @@ def test_heartbeats_must_fit_three_times_in_the_session() -> None:
     settings = WorkerSettings(session_timeout_s=6, heartbeat_interval_s=2)
     assert membership.group_settings(
         worker_id="w-1", session_timeout_s=settings.session_timeout_s, heartbeat_interval_s=2
-    ) == {"consumer_group_instance_id": "w-1", "broker_session_timeout": 6, "broker_heartbeat_interval": 2}
+    ) == {
+        "canonical_url": "http://w-1",
+        "consumer_group_instance_id": "w-1",
+        "broker_session_timeout": 6,
+        "broker_heartbeat_interval": 2,
+    }

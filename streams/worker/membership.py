@@ -36,8 +36,16 @@ def default_worker_id() -> str | None:
 
 
 def group_settings(*, worker_id: str | None, session_timeout_s: float, heartbeat_interval_s: float) -> dict[str, Any]:
-    """The Faust app settings of the worker's group membership."""
+    """The Faust app settings of the worker's group membership.
+
+    With an id, Faust's canonical URL is made of it: Faust's assignor writes the URL into each member's
+    assignment and asserts, when a member gets its assignment, that it is its own. A static member that
+    restarts gets its previous assignment back (no rebalance), so its URL must not change with it; Faust's
+    default (the web host and port) did when the port did, and the worker crashed on the assertion.
+    """
+    identity = {"canonical_url": f"http://{worker_id}"} if worker_id else {}
     return {
+        **identity,
         "consumer_group_instance_id": worker_id,
         "broker_session_timeout": session_timeout_s,
         "broker_heartbeat_interval": heartbeat_interval_s,
