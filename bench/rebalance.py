@@ -11,7 +11,8 @@ have stable ids (``COLLECTORS_WORKER_ID``); worker 0 runs throughout. In turn:
   and the seconds from the signal to the first input stored from worker 1's partitions after it exited
   (worker 1's session timeout is :data:`RESTART_SESSION_S`: its restart must fit in it);
 * **graceful stop**: worker 1 gets SIGTERM and leaves the group; seconds from the signal to the first input
-  stored from its partitions after it exited (so by worker 0), and how long it took to exit;
+  stored from its partitions after it left (worker 0 saw the rebalance begin; so by worker 0), how long it
+  took to leave and to exit;
 * **failover**: worker 2 joins, then gets SIGKILL; seconds to the first input stored from its partitions.
 
 Then production stops and the run must end exact: the destination holds every expected input id, once, and
@@ -191,9 +192,22 @@ def first_after(stored: list[Stored], since: float, wanted: Callable[[Stored], b
     return next((round(s.at - since, 2) for s in stored if s.at > since and wanted(s)), None)
 
 
+def ask(worker: Service, path: str, timeout_s: float = 60) -> Any:
+    """GET a worker's JSON page, asking again while it does not answer (a loaded worker's loop can stall for
+    seconds: it answered nothing for 4.7 s while selecting a backlog on the bench machine at load 23)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return get_json(f"{worker.url}{path}", timeout=10)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def held(worker: Service) -> set[tuple[str, int]]:
     """The ``(topic, partition)`` pairs of the agents' topics the worker holds now."""
-    positions: dict[str, Any] = get_json(f"{worker.url}/collectors/partitions/")
+    positions: dict[str, Any] = ask(worker, "/collectors/partitions/")
     pairs = set()
     for name in positions:
         topic, _, number = name.rpartition(":")
@@ -203,7 +217,7 @@ def held(worker: Service) -> set[tuple[str, int]]:
 
 def group(worker: Service) -> dict[str, Any]:
     """The worker's view of its consumer group (``/collectors/group/``): generation, rebalances, member."""
-    answer: dict[str, Any] = get_json(f"{worker.url}/collectors/group/")
+    answer: dict[str, Any] = ask(worker, "/collectors/group/")
     return answer
 
 
@@ -243,21 +257,33 @@ def wait_for(condition: Callable[[], bool], *, timeout_s: float, what: str) -> N
     raise TimeoutError(f"timed out waiting for {what}")
 
 
-def stop(stack: Stack, worker: Service, signum: int) -> tuple[float, float]:
-    """Send ``signum`` to the worker and wait for it to exit; the epoch times of the signal and of the exit."""
+def stop(stack: Stack, worker: Service, signum: int, watch: Service | None = None) -> tuple[float, float]:
+    """Send ``signum`` to the worker and wait for it to exit; the epoch times of the signal and of the exit,
+    or, given a worker to ``watch``, of the moment that one saw a rebalance begin, when earlier (the stopped
+    worker left the group; its agents stopped before)."""
+    rebalances = group(watch)["rebalances"] if watch is not None else 0
     at = time.time()
     worker.process.send_signal(signum)
+    left: float | None = None
+    if watch is not None:
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while left is None and worker.process.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                if get_json(f"{watch.url}/collectors/group/", timeout=10)["rebalances"] > rebalances:
+                    left = time.time()
+            time.sleep(0.05)
     try:
         worker.process.wait(timeout=STOP_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         stop_process(worker.process, 0)
     stack.workers.remove(worker)
-    return at, time.time()
+    exited = time.time()
+    return at, exited if left is None else min(left, exited)
 
 
 def handover(stack: Stack, trace: Trace, mine: set[tuple[str, int]], signalled: float, exited: float) -> float:
     """Seconds from the signal to the first input stored from the partitions ``mine`` after the worker
-    exited (so by another worker; :data:`IN_FLIGHT_S` after the exit left out)."""
+    exited or left the group (so by another worker; :data:`IN_FLIGHT_S` after it left out)."""
     since = exited + IN_FLIGHT_S
 
     def taken_over() -> bool:
@@ -316,9 +342,10 @@ def run_rebalance(bench: Bench, *, config: Path, pool: list[dict[str, Any]], rat
 
             # graceful stop of worker 1
             mine = held(w1)
-            signalled, exited = stop(stack, w1, signal.SIGTERM)
-            figures["graceful_exit_s"] = round(exited - signalled, 2)
-            figures["graceful_handover_s"] = handover(stack, trace, mine, signalled, exited)
+            signalled, left = stop(stack, w1, signal.SIGTERM, watch=w0)
+            figures["graceful_exit_s"] = round(time.time() - signalled, 2)
+            figures["graceful_left_s"] = round(left - signalled, 2)
+            figures["graceful_handover_s"] = handover(stack, trace, mine, signalled, left)
             wait_stable([w0], topics, timeout_s=180)
 
             # failover: a new worker joins, then is killed

@@ -9,8 +9,12 @@ import time
 from typing import Any
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from streams.tools.localkafka.broker import LocalKafka
 from streams.tools.localstack import Service, get_json, wait_settled
+from streams.worker.membership import CHANGELOG_CONFIG
 from tests.faults.conftest import (
     SLOW_POSTING,
     assert_balanced,
@@ -27,6 +31,7 @@ pytestmark = pytest.mark.kafka
 
 AGENT_PARTITIONS = 8  # 4 of the predictions topic, 4 of the queue
 OLD_SESSION_TIMEOUT_S = 60  # Faust's default, which a killed worker's partitions used to wait out
+CHANGELOG_SEGMENTS = {name: str(value) for name, value in CHANGELOG_CONFIG.items()}
 
 
 def group(worker: Service) -> dict[str, Any]:
@@ -109,7 +114,7 @@ async def test_restart_with_the_same_worker_id_rebalances_nobody(
 
 
 async def test_sigterm_leaves_the_group_at_once(
-    tmp_path, faulty_destination, topic_factory, producer_factory, worker_factory
+    tmp_path, kafka: LocalKafka, unique: str, faulty_destination, topic_factory, producer_factory, worker_factory
 ) -> None:
     """A worker stopped with SIGTERM hands its partitions over without waiting for its session to expire
     (30 s here, so only leaving the group explains a faster move), with a worker id or without."""
@@ -133,3 +138,16 @@ async def test_sigterm_leaves_the_group_at_once(
 
     assert_exactly_once(destination, await expected_ids(config, lines))
     assert_balanced(snapshot, len(lines))
+    for table in ("ledger-select", "ledger-post", "operator-state"):  # bounded table recovery
+        assert await segment_settings(kafka, f"{unique}-{table}-changelog") == CHANGELOG_SEGMENTS
+
+
+async def segment_settings(kafka: LocalKafka, topic: str) -> dict[str, str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        (answer,) = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+        (resource,) = answer.resources
+        return {name: value for name, value, *_ in resource[4] if name in CHANGELOG_SEGMENTS}
+    finally:
+        await admin.close()
