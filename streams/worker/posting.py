@@ -98,7 +98,7 @@ class Posting:
             await self._settle()
             if self.reader.flowing():
                 await self._dispatch(now)
-            self.runtime.posting.update(held=len(self.batcher), in_flight=len(self.in_flight))
+            self.runtime.posting.update(held=len(self.batcher), in_flight=len(self.in_flight), abandoned=self.abandoned)
         await self._drain()
 
     def _wait_s(self) -> float | None:
