@@ -61,9 +61,9 @@ def register_agents(app: faust.App, runtime: Runtime, topics: dict[str, faust.To
 
     async def finish(events: list[Any]) -> None:
         """Queue a batch's records, save the ledgers counting them, acknowledge the batch. Shielded: a worker
-        stopping (SIGTERM cancels the agent) between the first two steps left queue records that no saved
-        ledger counted, so the next holder of the partition counted the batch again as new (queued) and the
-        first copies had no ``queued`` or ``requeued`` count (bench rebalance variant: 63 such copies)."""
+        stopping (SIGTERM cancels the agent) between the first two steps would leave queue records that no
+        saved ledger counts; the next holder of the partition counts the batch again as new (``queued``) and
+        the first copies have no count (docs/RELIABILITY.md: the known gap, which a kill can still open)."""
         await queue.send()
         await select_ledgers.save()
         EventReader.ack(events)
