@@ -34,11 +34,18 @@ def _fail(message: str, code: int = 1) -> None:
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Worker state directory.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Log level.")
 @click.option("--control-topic", help="Compacted topic of managed collectors [env COLLECTORS_CONTROL_TOPIC].")
+@click.option(
+    "--worker-id",
+    help="Stable name of this worker, unique in the group: a restart with it costs no rebalance (static "
+    "membership; default: the host name in a container) [env COLLECTORS_WORKER_ID].",
+)
 def worker(**options: Any) -> None:
     """Run a Faust worker: select from the predictions topic, post to destinations.
 
     Start more workers with the same --app-id to spread the topic's partitions over them.
     """
+    from pydantic import ValidationError
+
     from streams.core.config import load_index
     from streams.worker.app import create_app
     from streams.worker.faust_tuning import Worker
@@ -46,7 +53,10 @@ def worker(**options: Any) -> None:
     from streams.worker.topics import TopicLayoutError, prepare_topics
 
     overrides = {k: v for k, v in options.items() if v is not None}
-    settings = WorkerSettings(**overrides)
+    try:
+        settings = WorkerSettings(**overrides)
+    except ValidationError as exc:
+        _fail(f"invalid worker settings: {exc}", EXIT_USAGE)
     try:
         partitions = asyncio.run(prepare_topics(settings))
     except ConnectionError as exc:
@@ -143,12 +153,16 @@ def demo(kafka_port: int, workdir: Path) -> None:
 
 def _register_groups() -> None:
     from streams.services.destination.commands import destination
+    from streams.services.model.commands import model
+    from streams.services.tap.commands import tap
     from streams.tools.localkafka.commands import kafka
     from streams.tools.manage.commands import MANAGEMENT_COMMANDS, control
 
     main.add_command(kafka)
     main.add_command(destination)
     main.add_command(control)
+    main.add_command(model)
+    main.add_command(tap)
     for command in MANAGEMENT_COMMANDS:
         main.add_command(command)
 

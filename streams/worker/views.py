@@ -8,12 +8,13 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
+from streams.worker import faust_private
 from streams.worker.runtime import Runtime
 
 
 def register_views(app: faust.App, runtime: Runtime) -> None:
     """Mount ``/collectors/stats/``, ``/collectors/partitions/``, ``/collectors/list/``,
-    ``/collectors/tasks/`` and ``/collectors/healthz/``."""
+    ``/collectors/tasks/``, ``/collectors/group/`` and ``/collectors/healthz/``."""
 
     @app.page("/collectors/stats/")
     class Stats(View):
@@ -63,6 +64,22 @@ def register_views(app: faust.App, runtime: Runtime) -> None:
             """Every asyncio task of the worker and where it waits: what to read when a worker seems stuck."""
             return self.json({"tasks": _task_stacks()})
 
+    @app.page("/collectors/group/")
+    class Group(View):
+        async def get(self, request: Request) -> Response:
+            """This worker in its consumer group: its id, the group's generation, rebalances seen, whether one
+            is under way, and how many partitions of the agents' topics it holds."""
+            watched = {runtime.settings.predictions_topic, runtime.settings.queue_topic}
+            return self.json(
+                {
+                    "worker_id": runtime.settings.worker_id,
+                    "generation": app.consumer_generation_id,
+                    "rebalances": app.rebalancing_count,
+                    "rebalancing": app.rebalancing,
+                    "partitions": sum(1 for tp in app.consumer.assignment() if tp.topic in watched),
+                }
+            )
+
     @app.page("/collectors/healthz/")
     class Health(View):
         async def get(self, request: Request) -> Response:
@@ -90,14 +107,14 @@ async def _positions(app: faust.App, runtime: Runtime) -> dict[str, dict[str, in
     """Per assigned partition of the two topics the agents read: fetch position, committed offset, end."""
     consumer: Any = app.consumer  # Faust's Consumer: committed offsets and paused partitions are not in ConsumerT
     watched = {runtime.settings.predictions_topic, runtime.settings.queue_topic}
-    paused = consumer._paused_partitions
+    paused = faust_private.paused_partitions(consumer)
     positions: dict[str, dict[str, int | bool | None]] = {}
     for tp in sorted(consumer.assignment()):
         if tp.topic not in watched:
             continue
         positions[f"{tp.topic}:{tp.partition}"] = {
             "position": await consumer.position(tp),
-            "committed": consumer._committed_offset.get(tp),
+            "committed": faust_private.committed_offset(consumer, tp),
             "end": consumer.highwater(tp),
             "paused": tp in paused,
         }
