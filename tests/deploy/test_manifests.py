@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from typing import Any
 
 import jsonschema
@@ -103,3 +105,19 @@ def test_compose_services_run_real_commands() -> None:
         command = service.get("command", ["worker"])
         assert command_exists(command), (name, command)
         assert {arg for arg in command if arg.startswith("--")} <= command_options(command), (name, command)
+
+
+def test_docker_compose_accepts_the_file_with_every_profile() -> None:
+    if (
+        shutil.which("docker") is None
+        or subprocess.run(["docker", "compose", "version"], capture_output=True).returncode
+    ):
+        pytest.skip("the Docker Compose v2 plugin is not installed here")
+    profiles = sorted({p for service in compose()["services"].values() for p in service.get("profiles", [])})
+    args = [arg for profile in profiles for arg in ("--profile", profile)]
+    done = subprocess.run(
+        ["docker", "compose", "-f", str(K8S.parent / "compose.yaml"), *args, "config", "--quiet"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
