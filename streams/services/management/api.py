@@ -31,7 +31,11 @@ from streams.core.routing import compile_collector
 from streams.core.workflows import WorkflowError, compile_nodes
 from streams.delivery.poster import redact
 from streams.kafka.control_topic import ControlReader, ControlWriter
+from streams.kafka.probe import BrokerProbe
 from streams.services.management.auth import KeyIntrospection, Unreachable, caller_problem, header_key
+from streams.services.management.funnel import FunnelWatch, Watched
+from streams.services.management.metrics import ApiMetrics, note_key_check
+from streams.services.management.observe import Observe
 from streams.services.management.openapi import openapi_document
 
 log = logging.getLogger(__name__)
@@ -148,6 +152,10 @@ class Catalog:
         await self._reader.stop()
         await self._writer.stop()
 
+    def ready(self) -> bool:
+        """Whether the control topic has been read to its end."""
+        return self._reader.ready.is_set()
+
     def lock(self, user_id: str, app_id: str) -> asyncio.Lock:
         """The lock that serialises writes to one app."""
         return self._locks[(user_id, app_id)]
@@ -155,6 +163,10 @@ class Catalog:
     def collectors(self, user_id: str, app_id: str) -> dict[str, StoredCollector]:
         """The app's collectors by id, in id order."""
         return self._load(f"collector/{user_id}/{app_id}/", StoredCollector)
+
+    def every_collector(self) -> dict[str, StoredCollector]:
+        """Every app's collectors by qualified id (``user/app/collector``, as the workers' ledgers name them)."""
+        return self._load("collector/", StoredCollector)
 
     def workflows(self, user_id: str, app_id: str) -> dict[str, StoredWorkflow]:
         """The app's workflows by id, in id order."""
@@ -218,6 +230,7 @@ async def _authorize(request: web.Request) -> None:
     user_id, app_id = _path(request)
     clear_key = header_key(request.headers.get("Authorization", ""))
     if clear_key is None:
+        note_key_check(request, "missing")
         raise Refusal(
             401,
             ControlCode.CONN_KEY_INVALID,
@@ -228,8 +241,10 @@ async def _authorize(request: web.Request) -> None:
     try:
         record = await request.app[KEYS].scopes(auth_url, clear_key)
     except Unreachable as exc:
+        note_key_check(request, "unreachable")
         raise Refusal(502, ControlCode.UPSTREAM_UNREACHABLE, "Auth service unreachable", str(exc)) from None
     if record is None:
+        note_key_check(request, "unknown")
         raise Refusal(
             401,
             ControlCode.CONN_KEY_INVALID,
@@ -237,6 +252,7 @@ async def _authorize(request: web.Request) -> None:
             f"key {redact(clear_key)} is unknown or revoked at {auth_url}; use a valid key of the app's owner",
         )
     problem = caller_problem(record, user_id, app_id)
+    note_key_check(request, "ok" if problem is None else "other_app")
     if problem is not None:
         raise Refusal(403, ControlCode.CONN_INSUFFICIENT_SCOPES, "API key is for another app", problem)
 
@@ -711,9 +727,23 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _reply(500, ControlCode.FAILURE, "Internal error", "the server failed; see its log")
 
 
-def create_app(catalog: Catalog, keys: KeyIntrospection, auth_url: str) -> web.Application:
-    """The management web app over a started catalog; keys are checked with ``auth_url``'s MyScopes."""
-    app = web.Application(middlewares=[_errors])
+def create_app(
+    catalog: Catalog,
+    keys: KeyIntrospection,
+    auth_url: str,
+    *,
+    watched: Watched | None = None,
+    probe: BrokerProbe | None = None,
+) -> web.Application:
+    """The management web app over a catalog; keys are checked with ``auth_url``'s MyScopes. Calls are answered
+    once the catalog has read the control topic (the probes at once); ``watched`` names the workers whose
+    funnels the page shows, ``probe`` the broker ``/readyz`` asks."""
+    metrics = ApiMetrics()
+    watch = None if watched is None else FunnelWatch(watched, catalog.every_collector)
+    observe = Observe(
+        metrics=metrics, probe=probe, ready=catalog.ready, keys=keys, auth_url=auth_url.rstrip("/"), watch=watch
+    )
+    app = web.Application(middlewares=[metrics.middleware(), observe.until_ready, _errors])
     app[CATALOG] = catalog
     app[KEYS] = keys
     app[AUTH_URL] = auth_url.rstrip("/")
@@ -730,6 +760,7 @@ def create_app(catalog: Catalog, keys: KeyIntrospection, auth_url: str) -> web.A
         app.router.add_get(base + "/{item_id}", _get_handler(plural), name=f"get_{plural[:-1]}")
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi)
+    observe.install(app)
     return app
 
 
@@ -743,22 +774,23 @@ async def running(
     *,
     timeout_s: float = 10.0,
     access_log: bool = False,
+    watched: Watched | None = None,
 ) -> AsyncIterator[str]:
     """Serve the API on host:port (0 = an ephemeral port) while the block runs; yields the base URL.
 
-    The control topic is read to its end before the API listens; outgoing calls (MyScopes) time out after
-    ``timeout_s``.
+    The API listens at once (``/readyz`` answers 503 until ready), and answers calls once the control topic
+    has been read to its end, before the block runs; outgoing calls (MyScopes) time out after ``timeout_s``.
     """
     catalog = Catalog(broker, topic)
-    await catalog.start()
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s))
-    runner = web.AppRunner(
-        create_app(catalog, KeyIntrospection(session), auth_url), access_log=log if access_log else None
-    )
+    app = create_app(catalog, KeyIntrospection(session), auth_url, watched=watched, probe=BrokerProbe(broker))
+    runner = web.AppRunner(app, access_log=log if access_log else None)
     try:
         await runner.setup()
         site = web.TCPSite(runner, host, port)
         await site.start()
+        await catalog.start()
+        log.info("control topic %s read: %d collectors", topic, len(catalog.every_collector()))
         bound_host, bound_port = runner.addresses[0][:2]
         yield f"http://[{bound_host}]:{bound_port}" if ":" in bound_host else f"http://{bound_host}:{bound_port}"
     finally:
@@ -777,9 +809,12 @@ async def serve(
     stop: asyncio.Event,
     timeout_s: float = 10.0,
     on_ready: Callable[[str], None] | None = None,
+    watched: Watched | None = None,
 ) -> None:
     """Serve until ``stop`` is set; ``on_ready`` gets the base URL once listening."""
-    async with running(broker, topic, auth_url, host, port, timeout_s=timeout_s, access_log=True) as url:
+    async with running(
+        broker, topic, auth_url, host, port, timeout_s=timeout_s, access_log=True, watched=watched
+    ) as url:
         if on_ready is not None:
             on_ready(url)
         await stop.wait()

@@ -392,6 +392,22 @@ def resume(
 MANAGEMENT_COMMANDS: tuple[click.Command, ...] = (create, apply, list_command, get, patch, delete, pause, resume)
 
 
+def watched_options(func: F) -> F:
+    """The workers whose funnels the page shows: their app id and topics (the workers' own settings)."""
+    options = [
+        click.option("--app-id", default="collectors", show_default=True, envvar="COLLECTORS_APP_ID"),
+        click.option("--predictions-topic", default="predictions", envvar="COLLECTORS_PREDICTIONS_TOPIC"),
+        click.option("--queue-topic", default="collectors-queue", envvar="COLLECTORS_QUEUE_TOPIC"),
+        click.option("--dead-letter-topic", default="collectors-dead-letters", envvar="COLLECTORS_DEAD_LETTER_TOPIC"),
+        click.option(
+            "--log-format", type=click.Choice(["text", "json"]), default="text", envvar="COLLECTORS_LOG_FORMAT"
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 @click.group()
 def control() -> None:
     """The management API of collectors: serve it, and manage collectors and workflows through it."""
@@ -409,11 +425,16 @@ def control() -> None:
     help="Base URL of the service owning users, apps and keys (its GET /v2/scopes checks every caller).",
 )
 @click.option("--timeout", "timeout_s", default=10.0, show_default=True, help="Seconds allowed to each key check.")
-def serve(host: str, port: int, broker: str, topic: str, auth_url: str, timeout_s: float) -> None:
-    """Serve the management API until SIGINT or SIGTERM."""
+@watched_options
+def serve(
+    host: str, port: int, broker: str, topic: str, auth_url: str, timeout_s: float, log_format: str, **watched: str
+) -> None:
+    """Serve the management API until SIGINT or SIGTERM (and the funnel page of the workers at GET /)."""
+    from streams.core.logformat import configure
     from streams.services.management.api import serve as serve_api
+    from streams.services.management.funnel import Watched
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure(logging.INFO, "json" if log_format == "json" else "text")
 
     def ready(url: str) -> None:
         click.echo(f"management API listening on {url} (topic {topic} on {broker}, keys checked at {auth_url})")
@@ -423,7 +444,17 @@ def serve(host: str, port: int, broker: str, topic: str, auth_url: str, timeout_
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await serve_api(broker, topic, auth_url, host, port, stop=stop, timeout_s=timeout_s, on_ready=ready)
+        await serve_api(
+            broker,
+            topic,
+            auth_url,
+            host,
+            port,
+            stop=stop,
+            timeout_s=timeout_s,
+            on_ready=ready,
+            watched=Watched(broker, **watched),
+        )
 
     try:
         asyncio.run(main())

@@ -1,0 +1,71 @@
+"""The management API's Prometheus metrics: calls by method and status code, key checks by outcome.
+
+Labels are bounded: HTTP methods, status codes and the handful of key-check outcomes (never a path, which
+holds user and app ids, nor a key).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Literal
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+KeyCheck = Literal["ok", "missing", "unknown", "other_app", "unreachable"]
+KNOWN_METHODS = frozenset({"GET", "POST", "PATCH", "DELETE", "PUT", "HEAD", "OPTIONS"})
+_KEY_CHECK = web.RequestKey("collectors_key_check", str)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiMetrics:
+    """The API's counters, in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.calls = Counter(
+            "collectors_api_calls",
+            "Calls to the management API, by HTTP method and status code.",
+            ["method", "code"],
+            registry=self.registry,
+        )
+        self.seconds = Histogram(
+            "collectors_api_call_seconds", "Time to answer a call to the management API.", registry=self.registry
+        )
+        self.key_checks = Counter(
+            "collectors_api_key_checks",
+            "Callers' keys checked, by outcome: ok, missing, unknown (or revoked), other_app (the key may not manage"
+            " that app), unreachable (the auth service did not answer).",
+            ["outcome"],
+            registry=self.registry,
+        )
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def middleware(self) -> Middleware:
+        """Count every call and the key check it made (outermost: sees the status the caller gets)."""
+
+        @web.middleware
+        async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
+            method = request.method if request.method in KNOWN_METHODS else "other"
+            with self.seconds.time():
+                try:
+                    response = await handler(request)
+                except web.HTTPException as exc:
+                    self.calls.labels(method, str(exc.status)).inc()
+                    raise
+            self.calls.labels(method, str(response.status)).inc()
+            outcome = request.get(_KEY_CHECK)
+            if outcome is not None:
+                self.key_checks.labels(outcome).inc()
+            return response
+
+        return count
+
+
+def note_key_check(request: web.Request, outcome: KeyCheck) -> None:
+    """Record how the caller's key check ended (counted once the call is answered)."""
+    request[_KEY_CHECK] = outcome
