@@ -45,7 +45,7 @@ def register_probes(app: faust.App, runtime: Runtime, metrics: WorkerMetrics) ->
     @app.page("/metrics")
     class Metrics(View):
         async def get(self, request: Request) -> Response:
-            return self.bytes(metrics.exposition(), content_type=CONTENT_TYPE)
+            return self.bytes(metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def assigned(app: faust.App, assigned: Iterable[Any], **kwargs: object) -> None:

@@ -152,6 +152,18 @@ class Catalog:
         await self._reader.stop()
         await self._writer.stop()
 
+    async def start_when_kafka_answers(self, retry_s: float = 2.0) -> None:
+        """:meth:`start`, trying again every ``retry_s`` while Kafka does not answer (a service started before
+        Kafka waits for it, not ready meanwhile)."""
+        while True:
+            try:
+                await self.start()
+                return
+            except (KafkaError, ConnectionError) as exc:
+                log.warning("Kafka does not answer (%s); trying again in %gs", exc, retry_s)
+                await self.stop()
+                await asyncio.sleep(retry_s)
+
     def ready(self) -> bool:
         """Whether the control topic has been read to its end."""
         return self._reader.ready.is_set()
@@ -789,7 +801,7 @@ async def running(
         await runner.setup()
         site = web.TCPSite(runner, host, port)
         await site.start()
-        await catalog.start()
+        await catalog.start_when_kafka_answers()
         log.info("control topic %s read: %d collectors", topic, len(catalog.every_collector()))
         bound_host, bound_port = runner.addresses[0][:2]
         yield f"http://[{bound_host}]:{bound_port}" if ":" in bound_host else f"http://{bound_host}:{bound_port}"
