@@ -49,11 +49,13 @@ def register_probes(app: faust.App, runtime: Runtime, metrics: WorkerMetrics) ->
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def assigned(app: faust.App, assigned: Iterable[Any], **kwargs: object) -> None:
-        log.info("partitions assigned: %s", _by_topic(assigned, watched))
+        log.info("partitions assigned: %s", _by_topic(assigned, watched) or "none")
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def revoked(app: faust.App, revoked: Iterable[Any], **kwargs: object) -> None:
-        log.info("partitions revoked: %s", _by_topic(revoked, watched))
+        held = _by_topic(revoked, watched)
+        if held:  # the first join revokes nothing
+            log.info("partitions revoked: %s", held)
 
 
 def _recovered_once(app: faust.App) -> bool:
@@ -67,4 +69,4 @@ def _by_topic(partitions: Iterable[Any], topics: tuple[str, ...]) -> str:
     for tp in partitions:
         if tp.topic in topics:
             grouped[tp.topic].append(tp.partition)
-    return "; ".join(f"{topic} {sorted(grouped[topic])}" for topic in topics if topic in grouped) or "none"
+    return "; ".join(f"{topic} {sorted(grouped[topic])}" for topic in topics if topic in grouped)
