@@ -20,6 +20,8 @@ from streams.kafka.ledgers import from_changelogs
 
 RATE_WINDOW_S = 60.0
 RATED = (outcome.SEEN, outcome.QUEUED, outcome.POSTED)
+NOT_JUDGED = {outcome.PAUSED: "while paused", outcome.OPERATOR_ERRORS: "operator errors"}
+"""Events a collector saw but no step judged, shown with the steps' outcomes."""
 STEPS = (outcome.QUEUED, outcome.POSTED, outcome.DUPLICATE, outcome.DEAD_LETTERED, outcome.DROPPED)
 
 
@@ -120,9 +122,9 @@ def _collector(cid: str, funnel: Tally, stored: StoredCollector | None, rates: d
         for name, n in sorted(funnel.items())
         if name.startswith((outcome.FILTERED_PREFIX, outcome.POST_FILTERED_PREFIX))
     ]
-    for name in (outcome.PAUSED, outcome.OPERATOR_ERRORS):
+    for name, label in NOT_JUDGED.items():
         if funnel[name]:
-            out.append({"step": name.replace("_", " "), "stage": "pre", "count": funnel[name]})
+            out.append({"step": label, "stage": "pre", "count": funnel[name]})
     return {
         "id": cid,
         "managed": stored is not None,
@@ -136,9 +138,10 @@ def _collector(cid: str, funnel: Tally, stored: StoredCollector | None, rates: d
 
 
 def visible_to(reading: dict[str, Any], allowed: Callable[[str], bool]) -> dict[str, Any]:
-    """The reading with only the collectors (and their dead letters) ``allowed`` accepts by qualified id."""
+    """The reading with only the collectors (and their dead letters) ``allowed`` accepts by qualified id (the
+    dead letters of undecodable events, which belong to no collector, have the id "")."""
     return {
         **reading,
         "collectors": [c for c in reading.get("collectors", []) if allowed(c["id"])],
-        "dead_letters": [d for d in reading.get("dead_letters", []) if d["collector"] and allowed(d["collector"])],
+        "dead_letters": [d for d in reading.get("dead_letters", []) if allowed(d["collector"])],
     }

@@ -16,7 +16,7 @@ function element(tag, attributes, ...children) {
   return node;
 }
 
-function number(n) { return Number(n || 0).toLocaleString("en-US"); }
+function number(n) { return Math.round(Number(n || 0)).toLocaleString("en-US"); }
 
 function row(kind, label, count, seen, extra) {
   const width = seen > 0 ? Math.min(100, (100 * count) / seen) : 0;
