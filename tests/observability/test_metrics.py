@@ -30,12 +30,15 @@ WORKER_METRICS = {
     "collectors_collector_duplicates_total",
     "collectors_collector_dead_lettered_total",
     "collectors_collector_dropped_total",
+    "collectors_collector_paused_events_total",
+    "collectors_collector_operator_errors_total",
     "collectors_collector_paused",
     "collectors_collector_last_post_timestamp_seconds",
     "collectors_dead_letters_total",
     "collectors_events_read_total",
     "collectors_events_decoded_total",
     "collectors_events_invalid_total",
+    "collectors_events_unmatched_total",
     "collectors_destination_requests_total",
     "collectors_destination_request_seconds_bucket",
     "collectors_destination_batch_inputs_bucket",
@@ -45,7 +48,9 @@ WORKER_METRICS = {
     "collectors_consumer_lag",
     "collectors_catch_up_records_total",
     "collectors_control_changes_total",
+    "collectors_worker_ready",
 }
+API_METRICS = {"collectors_api_calls_total", "collectors_api_call_seconds_bucket", "collectors_api_key_checks_total"}
 BOUNDED_LABELS = {"collector", "operator", "stage", "reason", "outcome", "code", "topic", "partition", "le"}
 FUNNEL = {
     outcome.SEEN: "collectors_collector_seen_total",
@@ -170,6 +175,7 @@ async def test_management_api_counts_calls_and_key_checks(
         assert value(samples, "collectors_api_key_checks_total", outcome="ok") == 1
         assert value(samples, "collectors_api_key_checks_total", outcome="unknown") == 1
         assert value(samples, "collectors_api_call_seconds_count") >= 2
+        assert {name for name, _ in samples} >= API_METRICS
         for name, labels in samples:
             assert {label for label, _ in labels} <= {"method", "code", "outcome", "le"}, name
     finally:
