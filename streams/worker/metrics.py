@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 
 from streams.core import ledger as outcome
 from streams.core.ledger import Ledger
+from streams.worker.faust_private import committed_offset
 from streams.worker.runtime import Runtime
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -144,12 +145,11 @@ class _FromRuntime(Collector):
         )
         consumer = self.app.consumer
         watched = {self.runtime.settings.predictions_topic, self.runtime.settings.queue_topic}
-        committed = getattr(consumer, "_committed_offset", {})
         for tp in sorted(consumer.assignment()):
             if tp.topic in watched:
                 end = consumer.highwater(tp)
                 if end is not None:
-                    lag.add_metric([tp.topic, str(tp.partition)], max(0, end - (committed.get(tp) or 0)))
+                    lag.add_metric([tp.topic, str(tp.partition)], max(0, end - (committed_offset(consumer, tp) or 0)))
         return lag
 
 
