@@ -97,9 +97,6 @@ def request_outcome(http_status: int | None) -> str:
     return "ok" if http_status < 300 else "refused"
 
 
-FUNNELS = FUNNEL_COUNTERS.items()
-
-
 class _FromRuntime(Collector):
     """What is read at scrape time: the funnels counted here, gauges, and the consumer's lag."""
 
@@ -154,7 +151,10 @@ class _FromRuntime(Collector):
 
 
 def _funnels(counted: Ledger) -> Iterator[Metric]:
-    families = {name: CounterMetricFamily(metric, text, labels=["collector"]) for name, (metric, text) in FUNNELS}
+    families = {
+        name: CounterMetricFamily(metric, text, labels=["collector"])
+        for name, (metric, text) in FUNNEL_COUNTERS.items()
+    }
     out = CounterMetricFamily(
         "collectors_collector_out",
         "Candidates a step stopped, by collector and the step's label (operator, with its workflow when named)"
