@@ -394,13 +394,32 @@ MANAGEMENT_COMMANDS: tuple[click.Command, ...] = (create, apply, list_command, g
 
 def watched_options(func: F) -> F:
     """The workers whose funnels the page shows: their app id and topics (the workers' own settings)."""
+    page = "the workers' {}, for the funnel page at GET /"
     options = [
-        click.option("--app-id", default="collectors", show_default=True, envvar="COLLECTORS_APP_ID"),
-        click.option("--predictions-topic", default="predictions", envvar="COLLECTORS_PREDICTIONS_TOPIC"),
-        click.option("--queue-topic", default="collectors-queue", envvar="COLLECTORS_QUEUE_TOPIC"),
-        click.option("--dead-letter-topic", default="collectors-dead-letters", envvar="COLLECTORS_DEAD_LETTER_TOPIC"),
         click.option(
-            "--log-format", type=click.Choice(["text", "json"]), default="text", envvar="COLLECTORS_LOG_FORMAT"
+            "--app-id", default="collectors", show_default=True, envvar="COLLECTORS_APP_ID", help=page.format("app id")
+        ),
+        click.option(
+            "--predictions-topic",
+            default="predictions",
+            envvar="COLLECTORS_PREDICTIONS_TOPIC",
+            help=page.format("topic"),
+        ),
+        click.option(
+            "--queue-topic", default="collectors-queue", envvar="COLLECTORS_QUEUE_TOPIC", help=page.format("topic")
+        ),
+        click.option(
+            "--dead-letter-topic",
+            default="collectors-dead-letters",
+            envvar="COLLECTORS_DEAD_LETTER_TOPIC",
+            help=page.format("topic"),
+        ),
+        click.option(
+            "--log-format",
+            type=click.Choice(["text", "json"]),
+            default="text",
+            envvar="COLLECTORS_LOG_FORMAT",
+            help="json: one JSON object per line.",
         ),
     ]
     for option in reversed(options):
