@@ -7,10 +7,10 @@ from pathlib import Path
 
 import yaml
 
-from .test_metrics import API_METRICS, WORKER_METRICS
+from .test_metrics import API_METRICS, GROUP_METRICS, WORKER_METRICS
 
 ROOT = Path(__file__).parents[2]
-BASE_NAMES = {re.sub(r"_(total|bucket)$", "", name) for name in WORKER_METRICS | API_METRICS}
+BASE_NAMES = {re.sub(r"_(total|bucket)$", "", name) for name in WORKER_METRICS | API_METRICS | GROUP_METRICS}
 
 
 def test_the_three_alerts_are_prometheus_rules_on_real_metrics() -> None:

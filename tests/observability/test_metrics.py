@@ -51,6 +51,8 @@ WORKER_METRICS = {
     "collectors_worker_ready",
 }
 API_METRICS = {"collectors_api_calls_total", "collectors_api_call_seconds_bucket", "collectors_api_key_checks_total"}
+GROUP_METRICS = {"collectors_group_lag", "collectors_group_dead_letters"}
+"""The management API's view of the workers' group (checked with a running worker by the page's test)."""
 BOUNDED_LABELS = {"collector", "operator", "stage", "reason", "outcome", "code", "topic", "partition", "le"}
 FUNNEL = {
     outcome.SEEN: "collectors_collector_seen_total",
@@ -178,5 +180,6 @@ async def test_management_api_counts_calls_and_key_checks(
         assert {name for name, _ in samples} >= API_METRICS
         for name, labels in samples:
             assert {label for label, _ in labels} <= {"method", "code", "outcome", "le"}, name
+        assert {name for name, _ in samples}.isdisjoint(GROUP_METRICS)  # no worker ever ran: no partitions yet
     finally:
         api.stop()

@@ -26,7 +26,7 @@ from streams.tools.samples.generate import events
 from tests.e2e.management_support import APP, USER, collector_body, listed, new_key, revoke, wait_ready
 from tests.operations.support import config
 
-from .support import start_control_api
+from .support import scrape, start_control_api, value
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -176,6 +176,12 @@ async def test_the_funnel_page_shows_the_ledger_live(
         await asyncio.to_thread(
             wait_until, lambda: browser.execute_script(lags) == ["0"] * 8, timeout_s=60, what="the lag back to 0"
         )
+        group = scrape(api.url)  # the API's metrics: the workers' group as the page reads it
+        lags = {labels: n for (name, labels), n in group.items() if name == "collectors_group_lag"}
+        assert len(lags) == 8 and set(lags.values()) == {0.0}
+        auth = value(group, "collectors_group_dead_letters", collector=gatekeeper, reason="auth")
+        assert auth == grown[gatekeeper][outcome.DEAD_LETTERED]
+        assert value(group, "collectors_group_dead_letters", collector="", reason="invalid_json") == 1
         rates = browser.find_element("css selector", f'[data-collector="{USER}/{APP}/quarter"] .rates').text
         assert "seen 0/min" not in rates, rates
 

@@ -6,12 +6,14 @@ holds user and app ids, nor a key).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Literal
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, Literal
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 KeyCheck = Literal["ok", "missing", "unknown", "other_app", "unreachable"]
@@ -42,6 +44,9 @@ class ApiMetrics:
             registry=self.registry,
         )
 
+        self.group = GroupReading()
+        self.registry.register(self.group)
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -69,3 +74,29 @@ class ApiMetrics:
 def note_key_check(request: web.Request, outcome: KeyCheck) -> None:
     """Record how the caller's key check ended (counted once the call is answered)."""
     request[_KEY_CHECK] = outcome
+
+
+class GroupReading(Collector):
+    """What the funnel page read last, as gauges: the workers' consumer group as Kafka holds it, so it is
+    there also when a worker is stuck or gone (a worker's own lag gauge goes with it)."""
+
+    def __init__(self) -> None:
+        self.reading: dict[str, Any] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        lag = GaugeMetricFamily(
+            "collectors_group_lag",
+            "Records of the workers' partitions not committed by their consumer group (end - committed offset).",
+            labels=["topic", "partition"],
+        )
+        for partition in self.reading.get("lag", []):
+            lag.add_metric([partition["topic"], str(partition["partition"])], partition["lag"])
+        yield lag
+        letters = GaugeMetricFamily(
+            "collectors_group_dead_letters",
+            "Records in the dead-letter topic, by collector ('' for undecodable events) and reason.",
+            labels=["collector", "reason"],
+        )
+        for letter in self.reading.get("dead_letters", []):
+            letters.add_metric([letter["collector"], letter["reason"]], letter["count"])
+        yield letters

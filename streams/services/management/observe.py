@@ -7,6 +7,8 @@ data needs the owner's key, as the API does, and shows only the collectors of th
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 from collections.abc import Awaitable, Callable
 from importlib import resources
@@ -22,6 +24,8 @@ from streams.services.management.funnel import FunnelWatch, visible_to
 from streams.services.management.metrics import CONTENT_TYPE, ApiMetrics
 
 PAGE_FILES = {"index.html": "text/html", "page.css": "text/css", "page.js": "text/javascript"}
+READ_FOR_METRICS_S = 5.0
+"""A scrape waits this long at most for Kafka; then it gets the last reading."""
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -87,6 +91,11 @@ class Observe:
         return _json({"ready": ready, "checks": checks}, 200 if ready else 503)
 
     async def metrics_page(self, request: web.Request) -> web.Response:
+        """The API's metrics, and the workers' group as the page reads it (the last reading when Kafka is down)."""
+        if self.watch is not None:
+            with contextlib.suppress(ConnectionError, KafkaError, TimeoutError):
+                async with asyncio.timeout(READ_FOR_METRICS_S):
+                    self.metrics.group.reading = await self.watch.read()
         return web.Response(body=self.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
     async def page(self, request: web.Request) -> web.Response:
