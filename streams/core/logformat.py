@@ -10,7 +10,6 @@ from typing import Any, Literal
 import orjson
 
 LogFormat = Literal["text", "json"]
-LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
 TEXT_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"
 
 LIBRARIES = ("faust", "mode", "aiokafka")
