@@ -89,7 +89,7 @@ async def test_from_elsewhere_the_page_needs_an_owners_key(kafka: LocalKafka, de
         status, refused = await funnel(remote_url)
         assert (status, refused["status"]["code"]) == (401, 11008)
         status, refused = await funnel(remote_url, "nobody-has-this-key")
-        assert (status, refused["status"]["code"]) == (401, 11008)
+        assert (status, refused["status"]["code"]) == (401, 11009)
         status, hers = await funnel(remote_url, ann)
         assert status == 200
         assert [c["id"] for c in hers["collectors"]] == ["ann/pets/dogs"]

@@ -16,7 +16,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-KeyCheck = Literal["ok", "missing", "unknown", "other_app", "unreachable"]
+KeyCheck = Literal["ok", "missing", "unknown", "other_app", "unknown_app", "unreachable"]
 KNOWN_METHODS = frozenset({"GET", "POST", "PATCH", "DELETE", "PUT", "HEAD", "OPTIONS"})
 _KEY_CHECK = web.RequestKey("collectors_key_check", str)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -39,7 +39,8 @@ class ApiMetrics:
         self.key_checks = Counter(
             "collectors_api_key_checks",
             "Callers' keys checked, by outcome: ok, missing, unknown (or revoked), other_app (the key may not manage"
-            " that app), unreachable (the auth service did not answer).",
+            " that app), unknown_app (the auth service has no such app), unreachable (the auth service did not"
+            " answer).",
             ["outcome"],
             registry=self.registry,
         )

@@ -19,11 +19,14 @@ from aiohttp import web
 from aiokafka.errors import KafkaError
 
 from streams.kafka.probe import BrokerProbe
-from streams.services.management.auth import KeyIntrospection, Unreachable, caller_problem, header_key
+from streams.services.management.auth import KeyIntrospection, KeyRefused, Unreachable, caller_problem, header_key
 from streams.services.management.funnel import FunnelWatch, visible_to
 from streams.services.management.metrics import CONTENT_TYPE, ApiMetrics
 
 PAGE_FILES = {"index.html": "text/html", "page.css": "text/css", "page.js": "text/javascript"}
+# The API's status codes (``api.ControlCode``, which imports this module), each Clarifai's StatusCode.
+FAILURE, KEY_MISSING, KEY_NOT_FOUND = 10020, 11008, 11009  # FAILURE, CONN_KEY_INVALID, CONN_KEY_NOT_FOUND
+UPSTREAM_UNREACHABLE, STORE_UNAVAILABLE = 40034, 98006  # EXTERNAL_CONNECTION_ERROR, INTERNAL_DATABASE_ISSUE
 READ_FOR_METRICS_S = 5.0
 """A scrape waits this long at most for Kafka; then it gets the last reading."""
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -82,7 +85,7 @@ class Observe:
         """While the control topic is being read at start-up, the API's calls are answered 503."""
         if self.ready() or not request.path.startswith("/v2/") or request.match_info.http_exception is not None:
             return await handler(request)
-        return _problem(503, 24007, "Starting", "the control topic is being read; retry in a moment (see /readyz)")
+        return _problem(503, STORE_UNAVAILABLE, "Starting", "the control topic is being read; retry soon (see /readyz)")
 
     async def readyz(self, request: web.Request) -> web.Response:
         """200 when the control topic has been read and Kafka answers; 503 with the failing checks otherwise."""
@@ -115,18 +118,18 @@ class Observe:
     async def funnel(self, request: web.Request) -> web.Response:
         """Every collector's funnel, lag per partition, dead letters by reason: for the page, as JSON."""
         if self.watch is None:
-            return _problem(404, 24003, "Not found", "this API was started without the workers' app id")
+            return _problem(404, FAILURE, "Not found", "this API was started without the workers' app id")
         if is_loopback(request.remote):
             return await self._reading(lambda _collector_id: True)
         clear_key = header_key(request.headers.get("Authorization", ""))
         if clear_key is None:
-            return _problem(401, 11008, "API key not found", "from another host the page needs the owner's key")
+            return _problem(401, KEY_MISSING, "API key not found", "from another host the page needs the owner's key")
         try:
             record = await self.keys.scopes(self.auth_url, clear_key)
         except Unreachable as exc:
-            return _problem(502, 24006, "Auth service unreachable", str(exc))
-        if record is None:
-            return _problem(401, 11008, "API key not found", "the key is unknown or revoked")
+            return _problem(502, UPSTREAM_UNREACHABLE, "Auth service unreachable", str(exc))
+        if isinstance(record, KeyRefused):
+            return _problem(401, KEY_NOT_FOUND, "API key not found", record.problem)
 
         def allowed(collector_id: str) -> bool:
             user_id, app_id, *_ = [*collector_id.split("/", 2), "", ""]
@@ -139,4 +142,4 @@ class Observe:
         try:
             return _json(visible_to(await self.watch.read(), allowed))
         except (ConnectionError, KafkaError) as exc:
-            return _problem(503, 24007, "Kafka unavailable", f"the workers' ledgers cannot be read now ({exc})")
+            return _problem(503, STORE_UNAVAILABLE, "Kafka unavailable", f"the workers' ledgers cannot be read ({exc})")
