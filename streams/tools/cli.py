@@ -35,11 +35,18 @@ def _fail(message: str, code: int = 1) -> None:
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Log level.")
 @click.option("--control-topic", help="Compacted topic of managed collectors [env COLLECTORS_CONTROL_TOPIC].")
 @click.option("--log-format", type=click.Choice(["text", "json"]), help="json: a JSON object a line.")
+@click.option(
+    "--worker-id",
+    help="Stable name of this worker, unique in the group: a restart with it costs no rebalance (static "
+    "membership; default: the host name in a container) [env COLLECTORS_WORKER_ID].",
+)
 def worker(**options: Any) -> None:
     """Run a Faust worker: select from the predictions topic, post to destinations.
 
     Start more workers with the same --app-id to spread the topic's partitions over them.
     """
+    from pydantic import ValidationError
+
     from streams.core.config import load_index
     from streams.core.logformat import LogFormat
     from streams.worker.app import create_app
@@ -48,7 +55,10 @@ def worker(**options: Any) -> None:
     from streams.worker.topics import TopicLayoutError, prepare_topics
 
     overrides = {k: v for k, v in options.items() if v is not None}
-    settings = WorkerSettings(**overrides)
+    try:
+        settings = WorkerSettings(**overrides)
+    except ValidationError as exc:
+        _fail(f"invalid worker settings: {exc}", EXIT_USAGE)
     try:
         partitions = asyncio.run(prepare_topics(settings))
     except ConnectionError as exc:
