@@ -17,8 +17,19 @@ from streams.tools.exits import EXIT_UNREACHABLE, EXIT_USAGE
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
-    """Collectors: turn live prediction traffic on Kafka into training data."""
+@click.version_option(package_name="collectors", prog_name="collectors", message="%(prog)s %(version)s")
+@click.option(
+    "--context",
+    envvar="COLLECTORS_CONTEXT",
+    help="The context giving the defaults of this command [env COLLECTORS_CONTEXT]; see `collectors config`.",
+)
+def main(context: str | None) -> None:
+    """Collectors: turn live prediction traffic on Kafka into training data.
+
+    Shell completion: add `eval "$(_COLLECTORS_COMPLETE=bash_source collectors)"` to ~/.bashrc
+    (zsh: zsh_source in ~/.zshrc; fish: fish_source).
+    """
+    del context  # read by the commands, through streams.tools.contexts
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -89,17 +100,29 @@ def produce(events_file: Any, broker: str, topic: str) -> None:
 @main.command()
 @click.option("--config", "config", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--events", "events_file", required=True, type=click.File("rb"), help="JSON lines; - for stdin.")
+@click.option("--offline", is_flag=True, help="Fetch nothing: image steps let inputs given by URL through, unjudged.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
-def simulate(config: Path, events_file: Any, as_json: bool) -> None:
-    """Run the configured collectors over events offline (no Kafka, no HTTP) and report what each would post."""
-    from streams.core.simulate import offline_index
+def simulate(config: Path, events_file: Any, offline: bool, as_json: bool) -> None:
+    """Run the configured collectors over events and report what each would post: no Kafka, nothing posted.
+
+    The steps that load images (image_check, near_duplicate) fetch the images given by URL, as a worker
+    would; with --offline they fetch nothing and count those inputs as not judged. Inline (base64) images
+    are always judged. Progress goes to stderr.
+    """
+    from streams.core.simulate import fetching_steps, offline_index
     from streams.core.simulate import simulate as run
+    from streams.tools.progress import progress
 
     try:
         index = offline_index(config)
     except (ConfigError, WorkflowError) as exc:
         _fail(str(exc), EXIT_USAGE)
-    report = asyncio.run(run(index, events_file))
+    for cid, labels in fetching_steps(index).items():
+        action = "skip images given by URL (--offline)" if offline else "fetch images given by URL (--offline: do not)"
+        click.echo(f"{cid}: {', '.join(labels)} {action}", err=True)
+    lines = events_file.read().splitlines()
+    with progress(len(lines), "simulating") as advance:
+        report = asyncio.run(run(index, lines, offline=offline, progress=lambda _: advance(1)))
     if as_json:
         click.echo(orjson.dumps(report.as_json()).decode())
         return
@@ -111,17 +134,24 @@ def simulate(config: Path, events_file: Any, as_json: bool) -> None:
     click.echo(f"events: {events.get('events', 0)}, invalid: {events.get('dead_lettered', 0)}")
     for line, reason in report.invalid:
         click.echo(f"  line {line}: {reason}")
+    for (cid, label), count in sorted(report.fetched.items()):
+        click.echo(f"{cid}: {label} fetched {count} image URLs")
+    for (cid, label), count in sorted(report.not_judged.items()):
+        click.echo(f"{cid}: {label} did not judge {count} inputs given by URL (offline); they count as passing")
 
 
 @main.command("schema")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Write the files into this folder.")
 def schema_command(out: Path | None) -> None:
-    """Print (or write) the published JSON Schemas: prediction events and collector configuration."""
+    """Print (or write) the published JSON Schemas: prediction events and collector configuration.
+
+    Printed, they form one JSON object keyed by file name.
+    """
     from schemas.export import SCHEMA_FILES, json_schema
 
     documents = {name: json_schema(model) for name, model in SCHEMA_FILES.items()}
     if out is None:
-        click.echo(json.dumps(documents["prediction-event.schema.json"], indent=2))
+        click.echo(json.dumps(documents, indent=2))
         return
     out.mkdir(parents=True, exist_ok=True)
     for name, document in documents.items():
@@ -143,9 +173,12 @@ def demo(kafka_port: int, workdir: Path) -> None:
 
 def _register_groups() -> None:
     from streams.services.destination.commands import destination
+    from streams.tools.config_commands import config
     from streams.tools.localkafka.commands import kafka
-    from streams.tools.manage.commands import MANAGEMENT_COMMANDS, control
+    from streams.tools.manage.commands import MANAGEMENT_COMMANDS, control, diff
 
+    main.add_command(config)
+    main.add_command(diff)
     main.add_command(kafka)
     main.add_command(destination)
     main.add_command(control)

@@ -31,6 +31,7 @@ from streams.core.routing import compile_collector
 from streams.core.workflows import WorkflowError, compile_nodes
 from streams.delivery.poster import redact
 from streams.kafka.control_topic import ControlReader, ControlWriter
+from streams.services.destination.store import KeyRecord
 from streams.services.management.auth import KeyIntrospection, Unreachable, caller_problem, header_key
 from streams.services.management.openapi import openapi_document
 
@@ -216,6 +217,14 @@ def _path(request: web.Request) -> tuple[str, str]:
 async def _authorize(request: web.Request) -> None:
     """Refuse unless the caller's key belongs to the path's user and covers the path's app."""
     user_id, app_id = _path(request)
+    record = await _caller_record(request)
+    problem = caller_problem(record, user_id, app_id)
+    if problem is not None:
+        raise Refusal(403, ControlCode.CONN_INSUFFICIENT_SCOPES, "API key is for another app", problem)
+
+
+async def _caller_record(request: web.Request) -> KeyRecord:
+    """The caller's key as its service knows it; refused when missing, unknown or revoked."""
     clear_key = header_key(request.headers.get("Authorization", ""))
     if clear_key is None:
         raise Refusal(
@@ -236,9 +245,13 @@ async def _authorize(request: web.Request) -> None:
             "API key not found",
             f"key {redact(clear_key)} is unknown or revoked at {auth_url}; use a valid key of the app's owner",
         )
-    problem = caller_problem(record, user_id, app_id)
-    if problem is not None:
-        raise Refusal(403, ControlCode.CONN_INSUFFICIENT_SCOPES, "API key is for another app", problem)
+    return record
+
+
+async def myscopes(request: web.Request) -> web.Response:
+    """MyScopes: the caller's key's user, app (id "" for a key of all the user's apps) and scopes."""
+    record = await _caller_record(request)
+    return _ok(scopes=sorted(record.scopes), app={"id": record.app_id or "", "user_id": record.user_id})
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -728,6 +741,7 @@ def create_app(catalog: Catalog, keys: KeyIntrospection, auth_url: str) -> web.A
         app.router.add_patch(base, patch, name=f"patch_{plural}")
         app.router.add_delete(base, _delete_handler(plural), name=f"delete_{plural}")
         app.router.add_get(base + "/{item_id}", _get_handler(plural), name=f"get_{plural[:-1]}")
+    app.router.add_get("/v2/myscopes", myscopes, name="myscopes")
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi)
     return app

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +16,7 @@ from streams.tools.operations.backfill import as_active, backfill, parse_timesta
 from streams.tools.operations.errors import UsageProblem
 from streams.tools.operations.posting import Tally
 from streams.tools.operations.targets import find, load_collectors, refuse_if_paused_by_error
+from streams.tools.progress import progress
 
 broker_option = click.option(
     "--broker", default="kafka://127.0.0.1:9092", show_default=True, envvar="COLLECTORS_BROKER", help="Kafka bootstrap."
@@ -45,13 +43,6 @@ control_topic_option = click.option(
 )
 dry_run_option = click.option("--dry-run", is_flag=True, help="Count what would be posted; post nothing.")
 force_option = click.option("--force", is_flag=True, help="Post even for a collector paused by a key error.")
-
-
-@contextmanager
-def progress_bar(length: int, label: str) -> Iterator[Callable[[int], None]]:
-    """A progress bar on stderr; yields the function that advances it."""
-    with click.progressbar(length=length, label=label, file=sys.stderr, show_pos=True) as bar:
-        yield bar.update
 
 
 def _ledger_report(ledger: Ledger, delivered_label: str = "posted") -> str:
@@ -165,7 +156,7 @@ async def _replay(
             click.echo(f"{collector.id}: {len(inputs)} inputs to replay")
         return
     tallies: list[tuple[str, Tally]] = []
-    with progress_bar(total, "replaying") as advance:
+    with progress(total, "replaying") as advance:
         for collector, inputs in work:
             tallies.append((collector.id, await letters.replay(collector, inputs, advance)))
     for cid, tally in tallies:
@@ -243,7 +234,7 @@ async def _backfill(
     async with kafka.consumer(broker) as client:
         start, end = await window(broker, client, topic, since_ms, until_ms)
         total = sum(end[tp] - start[tp] for tp in start if end[tp] > start[tp])
-        with progress_bar(total, f"backfilling {collector.id}") as advance:
+        with progress(total, f"backfilling {collector.id}") as advance:
             ledger = await backfill(client, start, end, as_active(collector), dry_run=dry_run, progress=advance)
     return ledger, collector.id
 
