@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import orjson
 
 from streams.core.config import ConfigError
 from streams.core.workflows import WorkflowError
+from streams.tools import contexts
 from streams.tools.exits import EXIT_UNREACHABLE, EXIT_USAGE
 
 
@@ -57,6 +59,9 @@ def worker(**options: Any) -> None:
     from streams.worker.topics import TopicLayoutError, prepare_topics
 
     overrides = {k: v for k, v in options.items() if v is not None}
+    for field, variable in (("broker", "COLLECTORS_BROKER"), ("app_id", "COLLECTORS_APP_ID")):
+        if field not in overrides and variable not in os.environ and contexts.setting(field):
+            overrides[field] = contexts.setting(field)
     settings = WorkerSettings(**overrides)
     try:
         partitions = asyncio.run(prepare_topics(settings))
@@ -83,7 +88,12 @@ def worker(**options: Any) -> None:
 
 @main.command()
 @click.option("--events", "events_file", required=True, type=click.File("rb"), help="JSON lines; - for stdin.")
-@click.option("--broker", default="kafka://127.0.0.1:9092", show_default=True, envvar="COLLECTORS_BROKER")
+@click.option(
+    "--broker",
+    default=contexts.default("broker", "kafka://127.0.0.1:9092"),
+    show_default="kafka://127.0.0.1:9092, or the context's",
+    envvar="COLLECTORS_BROKER",
+)
 @click.option("--topic", default="predictions", show_default=True, envvar="COLLECTORS_PREDICTIONS_TOPIC")
 def produce(events_file: Any, broker: str, topic: str) -> None:
     """Publish prediction events (one JSON per line, sent as they are) to the predictions topic."""
@@ -101,8 +111,9 @@ def produce(events_file: Any, broker: str, topic: str) -> None:
 @click.option("--config", "config", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--events", "events_file", required=True, type=click.File("rb"), help="JSON lines; - for stdin.")
 @click.option("--offline", is_flag=True, help="Fetch nothing: image steps let inputs given by URL through, unjudged.")
+@click.option("--wide", is_flag=True, help="A column per workflow step (the default fits 100 columns).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
-def simulate(config: Path, events_file: Any, offline: bool, as_json: bool) -> None:
+def simulate(config: Path, events_file: Any, offline: bool, wide: bool, as_json: bool) -> None:
     """Run the configured collectors over events and report what each would post: no Kafka, nothing posted.
 
     The steps that load images (image_check, near_duplicate) fetch the images given by URL, as a worker
@@ -129,7 +140,7 @@ def simulate(config: Path, events_file: Any, offline: bool, as_json: bool) -> No
     from streams.tools.display import funnel_table
 
     snapshot = report.ledger.snapshot()
-    click.echo(funnel_table(snapshot["collectors"], delivered_label="would post"))
+    click.echo(funnel_table(snapshot["collectors"], delivered_label="would post", wide=wide))
     events = snapshot["events"]
     click.echo(f"events: {events.get('events', 0)}, invalid: {events.get('dead_lettered', 0)}")
     for line, reason in report.invalid:
@@ -162,11 +173,23 @@ def schema_command(out: Path | None) -> None:
 @main.command()
 @click.option("--kafka-port", default=9092, show_default=True, envvar="COLLECTORS_KAFKA_PORT")
 @click.option("--workdir", default=".collectors/demo", show_default=True, type=click.Path(path_type=Path))
-def demo(kafka_port: int, workdir: Path) -> None:
-    """Run everything locally: Kafka, the reference destination, a worker, the bundled sample predictions."""
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Run these collectors instead of the shipped ones (e.g. examples/active-learning/collectors.yaml).",
+)
+def demo(kafka_port: int, workdir: Path, config: Path | None) -> None:
+    """Run everything locally: Kafka, the reference destination, a worker, the shipped sample predictions.
+
+    The destination gets an app and a key for each collector's destination (the key in its key_env), and
+    COLLECTORS_DESTINATION_URL points at it. Nothing is fetched beyond loopback: the sample images are inline.
+    """
     from streams.tools.demo import run_demo
 
-    posted = run_demo(kafka_port=kafka_port, workdir=workdir)
+    try:
+        posted = run_demo(kafka_port=kafka_port, workdir=workdir, config=config)
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_USAGE)
     if posted <= 0:
         _fail("the destination received no inputs; see the logs under " + str(workdir))
 
@@ -176,8 +199,10 @@ def _register_groups() -> None:
     from streams.tools.config_commands import config
     from streams.tools.localkafka.commands import kafka
     from streams.tools.manage.commands import MANAGEMENT_COMMANDS, control, diff
+    from streams.tools.validate import validate
 
     main.add_command(config)
+    main.add_command(validate)
     main.add_command(diff)
     main.add_command(kafka)
     main.add_command(destination)

@@ -494,7 +494,12 @@ def control() -> None:
 @control.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8090, show_default=True, type=click.IntRange(0, 65535), help="0 = any free port.")
-@click.option("--broker", default="kafka://127.0.0.1:9092", show_default=True, envvar="COLLECTORS_BROKER")
+@click.option(
+    "--broker",
+    default=contexts.default("broker", "kafka://127.0.0.1:9092"),
+    show_default="kafka://127.0.0.1:9092, or the context's",
+    envvar="COLLECTORS_BROKER",
+)
 @click.option("--topic", default=CONTROL_TOPIC, show_default=True, envvar="COLLECTORS_CONTROL_TOPIC")
 @click.option(
     "--auth-url",
