@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
+import subprocess
+
 import asyncio
 
 import orjson
@@ -37,3 +40,8 @@ def test_tail_of_a_missing_topic_is_a_usage_error(kafka: LocalKafka) -> None:
     )
     assert result.exit_code == 2
     assert "does not exist" in result.output
+    hinted = result.output.split("`")[1]  # the command the hint suggests runs as written
+    assert hinted.startswith("kcat -L -b 127.0.0.1:")
+    listed = subprocess.run(shlex.split(hinted), capture_output=True, text=True, timeout=30, check=False)
+    assert listed.returncode == 0, listed.stderr
+    assert f"broker 1 at {kafka.bootstrap_servers}" in listed.stdout
