@@ -30,7 +30,7 @@ EXAMPLE = EXAMPLES / "active-learning" / "collectors.yaml"
 SAMPLE_EVENTS = Path(str(SAMPLES.joinpath("predictions.jsonl")))
 
 
-def run(*args: str, env: dict[str, str] | None = None, input: str | None = None):  # noqa: A002
+def run(*args: str, env: dict[str, str] | None = None, input: str | None = None):
     return CliRunner().invoke(main, list(args), env=env, input=input)
 
 
@@ -149,28 +149,19 @@ def test_simulate_says_what_it_fetches_and_shows_progress(tmp_path: Path) -> Non
 
 def test_simulate_offline_reports_url_images_as_not_judged(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "collectors": [
-                    {
-                        "id": "checked",
-                        "source": {"model_user_id": "clarifai", "model_app_id": "main", "model_id": "general-image-recognition"},
-                        "destination": {"base_url": "http://127.0.0.1:1", "user_id": "u", "app_id": "a", "key": "k" * 16},
-                        "post_queue_workflow_id": "images",
-                    }
-                ],
-                "workflows": [{"id": "images", "nodes": [{"operator": "image_check", "min_width": 224, "timeout_s": 2}]}],
-            }
-        ),
-        encoding="utf-8",
-    )  # fmt: skip
+    source = {"model_user_id": "clarifai", "model_app_id": "main", "model_id": "general-image-recognition"}
+    destination = {"base_url": "http://127.0.0.1:1", "user_id": "u", "app_id": "a", "key": "k" * 16}
+    collector = {"id": "checked", "source": source, "destination": destination, "post_queue_workflow_id": "images"}
+    check = {"operator": "image_check", "min_width": 224, "timeout_s": 2}
+    document = {"collectors": [collector], "workflows": [{"id": "images", "nodes": [check]}]}
+    config.write_text(yaml.safe_dump(document), encoding="utf-8")
     lines = SAMPLE_EVENTS.read_bytes().splitlines()[:20]
+    unreachable = {"id": "x", "data": {"image": {"url": "http://127.0.0.1:1/a.jpg"}}}
     by_url = [
-        orjson.dumps({**e, "output": {**e["output"], "input": {"id": "x", "data": {"image": {"url": "http://127.0.0.1:1/a.jpg"}}}}})
+        orjson.dumps({**e, "output": {**e["output"], "input": unreachable}})
         for e in map(orjson.loads, lines[:5])
         if "image" in e["output"]["input"]["data"]
-    ]  # fmt: skip
+    ]
     events = tmp_path / "e.jsonl"
     events.write_bytes(b"\n".join(lines + by_url) + b"\n")
     online = orjson.loads(run("simulate", "--config", str(config), "--events", str(events), "--json").stdout)

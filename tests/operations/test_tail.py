@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 import subprocess
-
-import asyncio
 
 import orjson
 import pytest
