@@ -2,7 +2,7 @@
 
 The API accepts only self-contained items: a ``key_env`` is read from this environment and sent as the
 key, a ``concept_map`` graph file is read here and sent as its relations (a relative path is found from
-the current directory, as a worker would, or else next to the document). A collector whose destination
+the current directory, as a worker would, or else from the document's folder or one above it). A collector whose destination
 gives neither ``key`` nor ``key_env`` (as ``collectors get -o yaml`` writes it) keeps the key stored with it.
 """
 
@@ -96,11 +96,11 @@ def inline_graphs(nodes: list[dict[str, Any]], document: Path) -> list[dict[str,
 
 
 def _find(graph: str, document: Path) -> Path:
+    """A relative path from the current directory, else from the document's folder or one above it."""
     path = Path(graph)
     if path.is_absolute() or path.exists():
         return path
-    beside = document.parent / path
-    return beside if beside.exists() else path
+    return next((p / path for p in document.resolve().parents if (p / path).exists()), path)
 
 
 def _mark_keyless(raw: Any) -> None:
