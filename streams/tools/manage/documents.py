@@ -1,9 +1,10 @@
 """A collectors document as the management API takes it, app by app.
 
 The API accepts only self-contained items: a ``key_env`` is read from this environment and sent as the
-key, a ``concept_map`` graph file is read here and sent as its relations (a relative path is found from
-the current directory, as a worker would, or else from the document's folder or one above it). A collector whose destination
-gives neither ``key`` nor ``key_env`` (as ``collectors get -o yaml`` writes it) keeps the key stored with it.
+key; a ``concept_map`` graph file is read here and sent as its relations (a relative path is found from
+the current directory, as a worker would, or else from the document's folder or one above it). A
+collector whose destination gives neither ``key`` nor ``key_env`` (as ``collectors get -o yaml`` writes
+it) keeps the key stored with it.
 """
 
 from __future__ import annotations
