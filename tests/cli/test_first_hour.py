@@ -4,14 +4,17 @@ simulate's progress and --offline, the width of funnels, progress lines, context
 from __future__ import annotations
 
 import json
+import os
 import stat
+import subprocess
+import sys
 from importlib import resources
 from pathlib import Path
 
 import orjson
 import pytest
 import yaml
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from schemas.export import SCHEMA_FILES
 from streams.core.config import ConfigError, read_document
@@ -30,8 +33,9 @@ EXAMPLE = EXAMPLES / "active-learning" / "collectors.yaml"
 SAMPLE_EVENTS = Path(str(SAMPLES.joinpath("predictions.jsonl")))
 
 
-def run(*args: str, env: dict[str, str] | None = None, input: str | None = None):
-    return CliRunner().invoke(main, list(args), env=env, input=input)
+def run(*args: str, env: dict[str, str] | None = None) -> Result:
+    """`collectors ARGS...`, in this process."""
+    return CliRunner().invoke(main, list(args), env=env)
 
 
 # --- ${VAR} in configuration files ---------------------------------------------------------------------
@@ -117,6 +121,16 @@ def test_version() -> None:
     result = run("--version")
     assert result.exit_code == 0
     assert result.output.startswith("collectors 0.")
+
+
+def test_shell_completion_as_documented() -> None:
+    collectors = Path(sys.executable).parent / "collectors"
+    environ = {**os.environ, "_COLLECTORS_COMPLETE": "bash_source"}
+    script = subprocess.run([collectors], env=environ, capture_output=True, text=True, timeout=60, check=True)
+    assert "_collectors_completion" in script.stdout and "complete " in script.stdout
+    environ |= {"_COLLECTORS_COMPLETE": "bash_complete", "COMP_WORDS": "collectors con", "COMP_CWORD": "1"}
+    words = subprocess.run([collectors], env=environ, capture_output=True, text=True, timeout=60, check=True)
+    assert {"plain,config", "plain,control"} <= set(words.stdout.split())
 
 
 def test_schema_prints_both_schemas() -> None:

@@ -741,7 +741,7 @@ def create_app(catalog: Catalog, keys: KeyIntrospection, auth_url: str) -> web.A
         app.router.add_patch(base, patch, name=f"patch_{plural}")
         app.router.add_delete(base, _delete_handler(plural), name=f"delete_{plural}")
         app.router.add_get(base + "/{item_id}", _get_handler(plural), name=f"get_{plural[:-1]}")
-    app.router.add_get("/v2/myscopes", myscopes, name="myscopes")
+    app.router.add_get("/v2/myscopes", myscopes, name="get_myscopes")
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi)
     return app
