@@ -98,10 +98,12 @@ def worker(**options: Any) -> None:
 def produce(events_file: Any, broker: str, topic: str) -> None:
     """Publish prediction events (one JSON per line, sent as they are) to the predictions topic."""
     from streams.kafka.producing import publish_lines
+    from streams.tools.progress import progress
 
     lines = [line.rstrip(b"\r\n") for line in events_file if line.strip()]
     try:
-        sent = asyncio.run(publish_lines(lines, bootstrap=broker, topic=topic, progress=True))
+        with progress(len(lines), f"publishing to {topic}") as advance:
+            sent = asyncio.run(publish_lines(lines, bootstrap=broker, topic=topic, progress=advance))
     except ConnectionError as exc:
         _fail(f"{exc}. Is Kafka running? Start it with `collectors kafka up`.", EXIT_UNREACHABLE)
     click.echo(f"published {sent} events to {topic}")

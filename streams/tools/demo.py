@@ -125,5 +125,7 @@ def _publish(lines: list[bytes], bootstrap: str, topic: str) -> None:
     import asyncio
 
     from streams.kafka.producing import publish_lines
+    from streams.tools.progress import progress
 
-    asyncio.run(publish_lines(lines, bootstrap=bootstrap, topic=topic, progress=True))
+    with progress(len(lines), f"publishing to {topic}") as advance:
+        asyncio.run(publish_lines(lines, bootstrap=bootstrap, topic=topic, progress=advance))
