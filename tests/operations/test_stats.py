@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import sys
 
 import orjson
 import pytest
@@ -63,6 +66,21 @@ async def test_stats_from_changelogs_equal_the_workers_endpoint(
     assert "ann/pets/quarter" in table.stdout
     assert f"events: {len(lines)} = decoded {len(lines) - 1} + dead-lettered 1" in table.stdout
     assert "ledger balances: yes" in table.stdout
+    assert max(map(len, table.stdout.splitlines())) <= 100
+
+    watching = subprocess.Popen(
+        [sys.executable, "-m", "streams", "stats", "--watch", "--interval", "0.2", *broker],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        await asyncio.sleep(8)
+    finally:
+        watching.send_signal(signal.SIGINT)
+        out, _ = watching.communicate(timeout=30)
+    assert watching.returncode == 0
+    assert out.count("ledger balances: yes") >= 2  # shown again and again until Ctrl-C
 
 
 async def test_stats_of_an_app_id_that_never_ran_says_so_and_exits_1(kafka: LocalKafka, unique) -> None:

@@ -84,18 +84,19 @@ def stats_command(
     whether or not workers run); with --worker, the workers' /collectors/stats/ endpoints are summed.
     Exit code 1 when no worker of --app-id ever wrote a ledger there.
     """
-    while True:
-        if watch and sys.stdout.isatty():
-            click.clear()
+    if not watch:
         _show_stats(broker, app_id, workers, wide, as_json)
-        if not watch:
-            return
-        try:
+        return
+    try:
+        while True:
+            if sys.stdout.isatty():
+                click.clear()
+            _show_stats(broker, app_id, workers, wide, as_json)
             time.sleep(interval_s)
-        except KeyboardInterrupt:
-            return
-        if not sys.stdout.isatty():
-            click.echo("")
+            if not sys.stdout.isatty():
+                click.echo("")
+    except KeyboardInterrupt:
+        return
 
 
 def _show_stats(broker: str, app_id: str, workers: tuple[str, ...], wide: bool, as_json: bool) -> None:
