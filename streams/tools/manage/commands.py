@@ -195,9 +195,9 @@ def _send_items(
     """Create what is missing (apply, create) and overwrite what exists (apply, overwrite); an overwrite
     that changes nothing is reported unchanged."""
     known = {} if mode == "create" else {i["id"]: i["modified_at"] for i in caller.client.list_all(plural, *target)}
-    fresh = [i for i in items if mode == "create" or (mode == "apply" and i["id"] not in known)]
-    created = caller.client.create(plural, *target, fresh)
-    overwritten = caller.client.overwrite(plural, *target, [i for i in items if mode != "create" and i not in fresh])
+    fresh = {i["id"] for i in items if mode == "create" or (mode == "apply" and i["id"] not in known)}
+    created = caller.client.create(plural, *target, [i for i in items if i["id"] in fresh])
+    overwritten = caller.client.overwrite(plural, *target, [i for i in items if i["id"] not in fresh])
     return [_outcome(plural[:-1], target, item["id"], "created") for item in created] + [
         _outcome(
             plural[:-1],
@@ -216,26 +216,39 @@ def _read(path: Path, caller: Caller) -> dict[tuple[str, str], Any]:
         raise CommandFailed(str(exc), EXIT_USAGE) from None
 
 
+def _batches(apps: dict[tuple[str, str], Any]) -> Iterator[tuple[str, tuple[str, str], list[dict[str, Any]]]]:
+    """(plural, app, items) of a document: workflows first (collectors refer to them), app by app."""
+    for plural in ("workflows", "collectors"):
+        for target, items in sorted(apps.items()):
+            batch: list[dict[str, Any]] = getattr(items, plural)
+            if batch:
+                yield plural, target, batch
+
+
+def _changes(
+    caller: Caller, apps: dict[tuple[str, str], Any], mode: str
+) -> list[tuple[str, tuple[str, str], changes.Change]]:
+    """(plural, app, change) of each item of a document against what the API stores."""
+    return [
+        (plural, target, change)
+        for plural, target, batch in _batches(apps)
+        for change in changes.compare(batch, caller.client.list_all(plural, *target), mode)
+    ]
+
+
 def _run_document(caller: Caller, path: Path, mode: str, *, dry_run: bool = False) -> None:
-    """Send a document's workflows (first), then its collectors, app by app."""
+    """Send a document's workflows (first), then its collectors, app by app; or say what that would do."""
     apps = _read(path, caller)
     outcomes: list[dict[str, str]] = []
     with _api_errors(path if mode == "create" else None):
-        for plural in ("workflows", "collectors"):
-            for target, items in sorted(apps.items()):
-                batch: list[dict[str, Any]] = getattr(items, plural)
-                if not batch:
-                    continue
-                if dry_run:
-                    stored = caller.client.list_all(plural, *target)
-                    outcomes.extend(
-                        _outcome(plural[:-1], target, change.item_id, change.outcome)
-                        for change in changes.compare(batch, stored, mode)
-                    )
-                else:
-                    outcomes.extend(_send_items(caller, mode, plural, target, batch))
+        if dry_run:
+            for plural, target, change in _changes(caller, apps, mode):
+                outcomes.append(_outcome(plural[:-1], target, change.item_id, change.outcome))
+        else:
+            for plural, target, batch in _batches(apps):
+                outcomes.extend(_send_items(caller, mode, plural, target, batch))
     _report(caller, outcomes)
-    if dry_run and any(o["outcome"].startswith("missing") or o["outcome"].startswith("exists") for o in outcomes):
+    if dry_run and any(o["outcome"].startswith(("missing", "exists")) for o in outcomes):
         raise CommandFailed("the API would refuse this document (see above)", EXIT_REFUSED)
 
 
@@ -303,24 +316,12 @@ def diff(path: Path, api: str | None, key: str | None, user_id: str | None, app_
     """
     caller = _caller(api, key, user_id, app_id, as_json)
     apps = _read(path, caller)
-    found: list[tuple[str, changes.Change]] = []
     with _api_errors():
-        for plural in ("workflows", "collectors"):
-            for target, items in sorted(apps.items()):
-                batch: list[dict[str, Any]] = getattr(items, plural)
-                if batch:
-                    stored = caller.client.list_all(plural, *target)
-                    label = f"{plural}/{target[0]}/{target[1]}"
-                    found.extend((f"{label}/{c.item_id}", c) for c in changes.compare(batch, stored, "apply"))
-    differing = [(label, change) for label, change in found if change.outcome != "unchanged"]
+        found = _changes(caller, apps, "apply")
+    differing = [(f"{plural}/{'/'.join(app)}/{c.item_id}", c) for plural, app, c in found if c.outcome != "unchanged"]
     if as_json:
-        _echo_json(
-            {
-                "changes": [
-                    {"item": label, "outcome": c.outcome, "live": c.live, "file": c.wanted} for label, c in differing
-                ]
-            }
-        )
+        items = [{"item": label, "outcome": c.outcome, "live": c.live, "file": c.wanted} for label, c in differing]
+        _echo_json({"changes": items})
     else:
         for label, change in differing:
             click.echo(change.diff(label), nl=False)
