@@ -31,7 +31,6 @@ from streams.core.routing import compile_collector
 from streams.core.workflows import WorkflowError, compile_nodes
 from streams.delivery.poster import redact
 from streams.kafka.control_topic import ControlReader, ControlWriter
-from streams.services.destination.store import KeyRecord
 from streams.services.management.auth import KeyIntrospection, Unreachable, caller_problem, header_key
 from streams.services.management.openapi import openapi_document
 
@@ -217,14 +216,6 @@ def _path(request: web.Request) -> tuple[str, str]:
 async def _authorize(request: web.Request) -> None:
     """Refuse unless the caller's key belongs to the path's user and covers the path's app."""
     user_id, app_id = _path(request)
-    record = await _caller_record(request)
-    problem = caller_problem(record, user_id, app_id)
-    if problem is not None:
-        raise Refusal(403, ControlCode.CONN_INSUFFICIENT_SCOPES, "API key is for another app", problem)
-
-
-async def _caller_record(request: web.Request) -> KeyRecord:
-    """The caller's key as its service knows it; refused when missing, unknown or revoked."""
     clear_key = header_key(request.headers.get("Authorization", ""))
     if clear_key is None:
         raise Refusal(
@@ -245,12 +236,20 @@ async def _caller_record(request: web.Request) -> KeyRecord:
             "API key not found",
             f"key {redact(clear_key)} is unknown or revoked at {auth_url}; use a valid key of the app's owner",
         )
-    return record
+    problem = caller_problem(record, user_id, app_id)
+    if problem is not None:
+        raise Refusal(403, ControlCode.CONN_INSUFFICIENT_SCOPES, "API key is for another app", problem)
 
 
 async def myscopes(request: web.Request) -> web.Response:
-    """MyScopes: the caller's key's user, app (id "" for a key of all the user's apps) and scopes."""
-    record = await _caller_record(request)
+    """MyScopes: which user, app (id "" for a key of all the user's apps) and scopes the caller's key has."""
+    clear_key = header_key(request.headers.get("Authorization", ""))
+    try:
+        record = None if clear_key is None else await request.app[KEYS].scopes(request.app[AUTH_URL], clear_key)
+    except Unreachable as exc:
+        raise Refusal(502, ControlCode.UPSTREAM_UNREACHABLE, "Auth service unreachable", str(exc)) from None
+    if record is None:
+        raise Refusal(401, ControlCode.CONN_KEY_INVALID, "API key not found", "send 'Authorization: Key <key>'")
     return _ok(scopes=sorted(record.scopes), app={"id": record.app_id or "", "user_id": record.user_id})
 
 
