@@ -28,8 +28,10 @@ from streams.tools.exits import EXIT_UNREACHABLE, EXIT_USAGE
 def main(context: str | None) -> None:
     """Collectors: turn live prediction traffic on Kafka into training data.
 
-    Shell completion: add `eval "$(_COLLECTORS_COMPLETE=bash_source collectors)"` to ~/.bashrc
-    (zsh: zsh_source in ~/.zshrc; fish: fish_source).
+    Shell completion: add this line to ~/.bashrc (zsh: zsh_source, in ~/.zshrc):
+
+    \b
+        eval "$(_COLLECTORS_COMPLETE=bash_source collectors)"
     """
     del context  # read by the commands, through streams.tools.contexts
 
