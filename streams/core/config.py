@@ -28,17 +28,21 @@ def read_document(path: Path, environ: Mapping[str, str] = os.environ) -> Collec
 def read_raw(path: Path, environ: Mapping[str, str] = os.environ) -> Any:
     """A configuration file parsed (YAML or JSON) and interpolated, not yet validated."""
     try:
+        return interpolate(read_parsed(path), environ)
+    except InterpolationError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def read_parsed(path: Path) -> Any:
+    """A configuration file parsed (YAML or JSON), its ``${...}`` references as written."""
+    try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read collectors configuration {path}: {exc.strerror}") from None
     try:
-        raw = yaml.safe_load(text) or {}
+        return yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML/JSON: {exc}") from None
-    try:
-        return interpolate(raw, environ)
-    except InterpolationError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
 
 
 def validate_document(raw: Any, path: Path) -> CollectorsDocument:

@@ -22,11 +22,17 @@ class InterpolationError(ValueError):
 def interpolate(value: Any, environ: Mapping[str, str], where: str = "") -> Any:
     """``value`` (a parsed document) with every string's references replaced; raise
     :class:`InterpolationError` listing every unset variable at once."""
-    missing: list[str] = []
-    result = _walk(value, environ, where, missing)
+    result, missing = interpolate_all(value, environ, where)
     if missing:
         raise InterpolationError("; ".join(missing))
     return result
+
+
+def interpolate_all(value: Any, environ: Mapping[str, str], where: str = "") -> tuple[Any, list[str]]:
+    """``value`` with what can be replaced replaced (the other references left as written), and the
+    problems, each naming where."""
+    missing: list[str] = []
+    return _walk(value, environ, where, missing), missing
 
 
 def _walk(value: Any, environ: Mapping[str, str], where: str, missing: list[str]) -> Any:

@@ -11,7 +11,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from schemas.collectors import Collector, Workflow
-from streams.core.config import ConfigError, read_raw
+from streams.core.config import ConfigError, read_parsed
+from streams.core.interpolation import interpolate_all
 from streams.core.operators.base import Stage
 from streams.core.workflows import WorkflowError, compile_nodes
 
@@ -21,18 +22,19 @@ REFERENCES: tuple[tuple[str, Stage], ...] = (("pre_queue_workflow_id", "pre"), (
 def problems(path: Path, environ: Mapping[str, str] = os.environ) -> tuple[list[str], list[str]]:
     """The file's errors and its warnings (what this environment lacks to run it), each naming where."""
     try:
-        raw = read_raw(path, environ)
+        raw, errors = interpolate_all(read_parsed(path), environ)
     except ConfigError as exc:
         return [str(exc)], []
     if not isinstance(raw, dict):
         return [f"{path}: a collectors document is a mapping with `collectors` and `workflows`"], []
-    errors = [
+    unresolved = {problem.split(": ", 1)[0] for problem in errors}  # not reported again as invalid values
+    errors += [
         f"{key}: unknown field (a document has `collectors` and `workflows`)"
         for key in raw
         if key not in ("collectors", "workflows")
     ]
-    workflows = _valid(Workflow, raw.get("workflows"), "workflows", errors)
-    collectors = _valid(Collector, raw.get("collectors"), "collectors", errors)
+    workflows = _valid(Workflow, raw.get("workflows"), "workflows", errors, unresolved)
+    collectors = _valid(Collector, raw.get("collectors"), "collectors", errors, unresolved)
     errors += _duplicates("workflow", [w.id for w in workflows]) + _duplicates("collector", [c.id for c in collectors])
     by_id = {w.id: w for w in workflows}
     compiled: dict[tuple[str, Stage], str | None] = {}
@@ -56,8 +58,9 @@ def problems(path: Path, environ: Mapping[str, str] = os.environ) -> tuple[list[
     return list(dict.fromkeys(f"{path}: {e}" for e in errors)), warnings
 
 
-def _valid(model: type[BaseModel], items: Any, where: str, errors: list[str]) -> list[Any]:
-    """The items that validate; the others' field errors appended to ``errors``."""
+def _valid(model: type[BaseModel], items: Any, where: str, errors: list[str], unresolved: set[str]) -> list[Any]:
+    """The items that validate; the others' field errors appended to ``errors`` (but for the fields whose
+    value still holds a reference to an unset variable)."""
     if items is None:
         return []
     if not isinstance(items, list):
@@ -71,6 +74,8 @@ def _valid(model: type[BaseModel], items: Any, where: str, errors: list[str]) ->
             name = f" ({item['id']!r})" if isinstance(item, dict) and isinstance(item.get("id"), str) else ""
             for error in exc.errors():
                 field = ".".join(str(part) for part in error["loc"])
+                if f"{where}[{index}].{field}" in unresolved:
+                    continue
                 errors.append(f"{where}[{index}]{name}{'.' + field if field else ''}: {error['msg']}")
     return valid
 

@@ -107,6 +107,22 @@ def test_validate_lists_every_error_at_once_and_exits_2(tmp_path: Path) -> None:
     assert f"{EXAMPLE}: valid" in result.stdout
 
 
+def test_validate_names_unset_variables_along_with_the_other_errors(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        EXAMPLE.read_text().replace("${COLLECTORS_DESTINATION_URL:-http://127.0.0.1:8080}", "${UNSET_URL_1}")
+        + "colour: red\n",
+        encoding="utf-8",
+    )
+    result = run("validate", "-f", str(path), env={"PETS_APP_KEY": "k" * 16})
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"error: {path}: collectors[0].destination.base_url: environment variable UNSET_URL_1 is not set "
+        "(or write ${UNSET_URL_1:-default})",
+        f"error: {path}: colour: unknown field (a document has `collectors` and `workflows`)",
+    ]
+
+
 def test_validate_accepts_every_example_and_warns_of_unset_keys() -> None:
     for path in sorted(EXAMPLES.rglob("collectors*.yaml")):
         result = run("validate", "-f", str(path), env={"PETS_APP_KEY": ""})
