@@ -280,6 +280,16 @@ def test_a_context_key_is_read_from_its_variable_or_file(tmp_path: Path, monkeyp
     assert contexts.key() == "env-key-0123456789"
 
 
+def test_the_worker_takes_its_broker_from_the_context_unless_the_environment_names_one() -> None:
+    assert run("config", "set-context", "w", "--broker", "kafka://127.0.0.1:1").exit_code == 0
+    from_context = run("worker")
+    assert from_context.exit_code == 4 and "cannot reach Kafka at 127.0.0.1:1 " in from_context.output
+    from_env = run("worker", env={"COLLECTORS_BROKER": "kafka://127.0.0.1:2"})
+    assert from_env.exit_code == 4 and "cannot reach Kafka at 127.0.0.1:2 " in from_env.output
+    from_flag = run("worker", "--broker", "kafka://127.0.0.1:3", env={"COLLECTORS_BROKER": "kafka://127.0.0.1:2"})
+    assert from_flag.exit_code == 4 and "cannot reach Kafka at 127.0.0.1:3 " in from_flag.output
+
+
 # --- the Kafka jars ----------------------------------------------------------------------------------
 
 
