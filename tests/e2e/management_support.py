@@ -68,11 +68,12 @@ class ControlApis:
         self.tmp_path = tmp_path
         self.started: list[Service] = []
 
-    def start(self, destination: Destination) -> ControlApi:
+    def start(self, destination: Destination, *options: str) -> ControlApi:
+        """``options`` are more options of ``control serve``."""
         port = free_port()
         log = self.tmp_path / f"control-api-{len(self.started)}.log"
         args = ["control", "serve", "--port", str(port), "--broker", f"kafka://{self.kafka.bootstrap_servers}"]
-        args += ["--topic", self.topic, "--auth-url", destination.url]
+        args += ["--topic", self.topic, "--auth-url", destination.url, *options]
         with log.open("ab") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "streams", *args], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL

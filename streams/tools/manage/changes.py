@@ -14,9 +14,12 @@ from typing import Any
 
 import yaml
 
+from schemas.collectors import Collector
 from streams.delivery.poster import redact
+from streams.services.management.spelling import project_fields
 
 VIEW_ONLY_FIELDS = ("created_at", "modified_at", "last_error")
+COLLECTOR_FIELDS = tuple(Collector.model_fields)
 
 
 @dataclass(frozen=True)
@@ -41,11 +44,16 @@ def as_yaml(item: dict[str, Any]) -> str:
 
 
 def shown(item: dict[str, Any]) -> dict[str, Any]:
-    """A stored item (a view from the API) without the fields a document does not set."""
-    item = {k: v for k, v in item.items() if k not in VIEW_ONLY_FIELDS}
-    if isinstance(item.get("destination"), dict):
-        item["destination"] = {k: v for k, v in item["destination"].items() if k != "key_env"}
-    return item
+    """A stored item (a view from the API) as a document gives it: in the project's spelling (``source``,
+    ``status: active|paused``), without the fields a document does not set, nor empty ones."""
+    if "collector_source" in item or isinstance(item.get("status"), dict):
+        item = project_fields(item, str(item.get("id")), "")
+    item = {k: v for k, v in item.items() if k not in VIEW_ONLY_FIELDS and v is not None}
+    for part in ("source", "destination"):
+        if isinstance(item.get(part), dict):
+            item[part] = {k: v for k, v in item[part].items() if v is not None and k != "key_env"}
+    order = {name: index for index, name in enumerate(COLLECTOR_FIELDS)}
+    return dict(sorted(item.items(), key=lambda pair: order.get(pair[0], len(order))))
 
 
 def _wanted(body: dict[str, Any], live: dict[str, Any] | None) -> dict[str, Any]:
