@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,18 +18,27 @@ pytestmark = pytest.mark.kafka
 
 def collectors(*args: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "streams", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
+
+
+def free_pair() -> int:
+    """A port whose next one is free too (the broker's controller listens there)."""
+    while True:
+        port = free_port()
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port + 1)) != 0 and port < 65535:
+                return port
 
 
 def test_the_status_hint_starts_the_broker_of_that_home(kafka: object, tmp_path: Path) -> None:
     if shutil.which("java") is None:
         pytest.skip("java is not installed")
-    port, home = free_port(), tmp_path / "a home"
+    port, home = free_pair(), tmp_path / "a home"
     stopped = collectors("kafka", "status", "--port", str(port), "--home", str(home))
     assert stopped.returncode == 1
     hinted = stopped.stdout.split("`")[1]
     assert hinted == f"collectors kafka up --port {port} --home {shlex.quote(str(home))}"
-    started = collectors(*shlex.split(hinted)[1:])
+    started = collectors(*shlex.split(hinted)[1:], "--wait", "180")  # as hinted; patient on a loaded machine
     try:
         assert started.returncode == 0, started.stderr
         assert "fetching" not in started.stderr  # the jars come from the user's cache, whatever the home
