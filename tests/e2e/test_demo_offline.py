@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from streams.tools.localkafka.broker import LocalKafka
-from streams.tools.localstack import free_port
+from streams.tools.localstack import free_port_pair
 
 pytestmark = pytest.mark.kafka
 
@@ -29,7 +29,7 @@ def loopback_only() -> list[str]:
 
 @pytest.mark.parametrize("config", [None, EXAMPLE], ids=["shipped", "example"])
 def test_demo_posts_with_no_network_beyond_loopback(kafka: LocalKafka, tmp_path: Path, config: Path | None) -> None:
-    command = [sys.executable, "-m", "streams", "demo", "--kafka-port", str(free_port())]
+    command = [sys.executable, "-m", "streams", "demo", "--kafka-port", str(free_port_pair())]
     command += ["--workdir", str(tmp_path / "demo"), *(["--config", str(config)] if config else [])]
     env = {**os.environ, "COLLECTORS_KAFKA_HOME": str(tmp_path / "kafka"), "COLLECTORS_KAFKA_DIST": str(kafka.dist)}
     done = subprocess.run(

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from streams.tools.localstack import free_port
+from streams.tools.localstack import free_port_pair
 
 pytestmark = pytest.mark.kafka
 
@@ -21,19 +20,10 @@ def collectors(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
 
 
-def free_pair() -> int:
-    """A port whose next one is free too (the broker's controller listens there)."""
-    while True:
-        port = free_port()
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port + 1)) != 0 and port < 65535:
-                return port
-
-
 def test_the_status_hint_starts_the_broker_of_that_home(kafka: object, tmp_path: Path) -> None:
     if shutil.which("java") is None:
         pytest.skip("java is not installed")
-    port, home = free_pair(), tmp_path / "a home"
+    port, home = free_port_pair(), tmp_path / "a home"
     stopped = collectors("kafka", "status", "--port", str(port), "--home", str(home))
     assert stopped.returncode == 1
     hinted = stopped.stdout.split("`")[1]
