@@ -1,8 +1,9 @@
 """``collectors demo``: the whole path on real parts, started and stopped by one command.
 
 Local Kafka (KRaft), the reference destination on SQLite, one worker running the shipped collectors (or
-those of a file), the shipped sample predictions (images inline: nothing is fetched beyond loopback);
-prints each collector's funnel and, last, how many inputs the destination holds.
+those of a file), the shipped sample predictions (images inline: nothing is fetched beyond loopback), and
+predictions made through the tap in front of the reference model; prints each collector's funnel and,
+last, how many inputs the destination holds.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import click
 
 from streams.core.config import read_document
 from streams.services.destination.backends import open_store
+from streams.tools.demo_tap import predict_through_tap
 from streams.tools.display import funnel_table
 from streams.tools.localkafka.broker import LocalKafka
 from streams.tools.localstack import Service, start_destination, start_worker, wait_settled
@@ -27,6 +29,8 @@ from streams.tools.localstack import Service, start_destination, start_worker, w
 SAMPLES = resources.files("streams.tools.samples")
 DESTINATION_URL_ENV = "COLLECTORS_DESTINATION_URL"
 """The collectors files the project ships post to ``${COLLECTORS_DESTINATION_URL:-http://127.0.0.1:8080}``."""
+CALLER = "bob"  # calls the reference model through the tap (his key is the destination's: MyScopes names him)
+TAPPED_PICTURES = 24
 
 
 def _step(message: str) -> None:
@@ -80,11 +84,13 @@ def run_demo(
     run = f"demo-{int(time.time())}"
     config = config or Path(str(SAMPLES.joinpath("collectors.yaml")))
     variables, keys = _apps_and_keys(config)
+    caller_key = f"demo-{CALLER}-{secrets.token_hex(12)}"
     db = workdir / "destination.db"
     with open_store(db) as store:
         for (user_id, app_id), clear_keys in keys.items():
             for clear in clear_keys:
                 store.bootstrap(user_id, app_id, clear, ["PostInputs"])
+        store.bootstrap(CALLER, "apps", caller_key, ["PostInputs"])
     lines = [line for line in SAMPLES.joinpath("predictions.jsonl").read_bytes().splitlines() if line.strip()]
     services: list[Service] = []
     with _kafka(kafka_port) as broker:
@@ -103,8 +109,17 @@ def run_demo(
             services.append(worker)
             _step(f"publishing {len(lines)} sample predictions to {run}-predictions")
             _publish(lines, broker.bootstrap_servers, f"{run}-predictions")
-            _step("waiting for the worker to select and post them")
-            stats = wait_settled([worker], events=len(lines), timeout_s=180)
+            _step(f"starting the reference model and a tap in front of it; {CALLER} calls the model through the tap")
+            tapped = predict_through_tap(
+                workdir=workdir,
+                bootstrap=broker.bootstrap_servers,
+                topic=f"{run}-predictions",
+                auth_url=destination.url,
+                key=caller_key,
+                pictures=TAPPED_PICTURES,
+            )
+            _step(f"the tap published {tapped} prediction events; waiting for the worker to select and post them")
+            stats = wait_settled([worker], events=len(lines) + tapped, timeout_s=180)
         finally:
             for service in reversed(services):
                 service.stop()
