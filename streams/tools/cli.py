@@ -49,11 +49,18 @@ def _fail(message: str, code: int = 1) -> None:
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Worker state directory.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Log level.")
 @click.option("--control-topic", help="Compacted topic of managed collectors [env COLLECTORS_CONTROL_TOPIC].")
+@click.option(
+    "--worker-id",
+    help="Stable name of this worker, unique in the group: a restart with it costs no rebalance (static "
+    "membership; default: the host name in a container) [env COLLECTORS_WORKER_ID].",
+)
 def worker(**options: Any) -> None:
     """Run a Faust worker: select from the predictions topic, post to destinations.
 
     Start more workers with the same --app-id to spread the topic's partitions over them.
     """
+    from pydantic import ValidationError
+
     from streams.core.config import load_index
     from streams.worker.app import create_app
     from streams.worker.faust_tuning import Worker
@@ -64,7 +71,10 @@ def worker(**options: Any) -> None:
     for field, variable in (("broker", "COLLECTORS_BROKER"), ("app_id", "COLLECTORS_APP_ID")):
         if field not in overrides and variable not in os.environ and contexts.setting(field):
             overrides[field] = contexts.setting(field)
-    settings = WorkerSettings(**overrides)
+    try:
+        settings = WorkerSettings(**overrides)
+    except ValidationError as exc:
+        _fail(f"invalid worker settings: {exc}", EXIT_USAGE)
     try:
         partitions = asyncio.run(prepare_topics(settings))
     except ConnectionError as exc:
