@@ -14,7 +14,7 @@ from streams.worker.faust_consumer import App
 from streams.worker.faust_tuning import THROUGHPUT_SETTINGS, QuietMonitor, RawSchema, tune_gc
 from streams.worker.runtime import Runtime
 from streams.worker.settings import WorkerSettings
-from streams.worker.tables import PartitionLedgers
+from streams.worker.tables import LEDGER_CHANGELOG_CONFIG, PartitionLedgers
 from streams.worker.views import register_views
 
 
@@ -58,7 +58,9 @@ def create_app(settings: WorkerSettings, static: Sequence[CompiledCollector] = (
     }
     # Key and value types unset: Faust's JSON (ledgers are written as the JSON bytes of Ledger.to_bytes).
     for stage in ("select", "post"):
-        table = app.Table(f"ledger-{stage}", default=None, partitions=settings.partitions)
+        table = app.Table(
+            f"ledger-{stage}", default=None, partitions=settings.partitions, extra_topic_configs=LEDGER_CHANGELOG_CONFIG
+        )
         runtime.ledgers[stage] = PartitionLedgers(table)  # type: ignore[arg-type]  # app.Table makes a Table
     runtime.tables["state"] = app.Table("operator-state", default=None, partitions=settings.partitions)
     register_agents(app, runtime, topics)

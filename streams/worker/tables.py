@@ -18,6 +18,15 @@ log = logging.getLogger(__name__)
 CatchUp = Callable[[Any, int, int], Awaitable[Sequence[Any]]]
 """Reads a partition's records from an offset up to another: ``EventReader.catch_up``."""
 MAX_REWIND = 1_000_000  # records a partition is read again at most (beyond: lost to retention, say so)
+LEDGER_CHANGELOG_CONFIG = {
+    # A ledger partition holds one key, saved after every batch: compacted promptly, a worker taking a
+    # partition over recovers a few records, not every save since the active segment began (Kafka's default
+    # segment.ms is 7 days, and the active segment is never compacted).
+    "segment.ms": str(10 * 60 * 1000),
+    "min.cleanable.dirty.ratio": "0.1",
+    "delete.retention.ms": str(60 * 60 * 1000),
+}
+"""Topic settings of the ledger tables' changelogs, applied when the worker creates them."""
 
 
 async def write_before_commit(table: faust.Table[str, Any], partition: int, key: str, value: Any) -> None:
