@@ -39,6 +39,7 @@ def create_app(settings: WorkerSettings, static: Sequence[CompiledCollector] = (
         web_in_thread=False,
         Monitor=QuietMonitor,
         stream_buffer_maxsize=settings.stream_buffer_maxsize,
+        stream_processing_timeout=settings.stream_processing_timeout_s,
         **THROUGHPUT_SETTINGS,
     )
     app.fetch_max_wait_ms = settings.fetch_max_wait_ms

@@ -62,4 +62,10 @@ class WorkerSettings(BaseSettings):
         description="Objects allocated (net) between young-generation garbage collections; Python's default is"
         " 700, 0 keeps it. Once the worker is ready, what it loaded is also frozen out of full collections.",
     )
+    stream_processing_timeout_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="Faust logs a partition as stuck when it has records not yet fetched and none of its events"
+        " was taken for this long.",
+    )
     log_level: str = "warning"
