@@ -17,6 +17,7 @@ import asyncio
 import csv
 import json
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -31,7 +32,7 @@ import psutil
 
 from bench import loops
 from bench.loops import Paced
-from bench.run import DEFAULT_KAFKA_PORT
+from bench.run import DEFAULT_KAFKA_PORT, _terminate
 from bench.scenarios import PARTITIONS
 from bench.stack import Stack, running, stored_inputs
 from bench.workload import event_pool, fresh, write_collectors
@@ -298,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kafka-port", type=int, default=DEFAULT_KAFKA_PORT, help="broker port [%(default)s]")
     parser.add_argument("--out", type=Path, default=Path(".collectors/soak"), help="where to write [%(default)s]")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)  # stop the worker, destination and broker on the way out
     result = soak(rate=args.rate, minutes=args.minutes, kafka_port=args.kafka_port, out=args.out)
     print(json.dumps(result, indent=2), flush=True)
     return 0 if result["correct"] and not result["worker_log_warning_or_error_lines"] else 1
