@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from aiokafka.errors import KafkaError
 
 from bench import loops
 from bench.loops import Paced
@@ -230,6 +231,7 @@ def soak(*, rate: float, minutes: float, kafka_port: int, out: Path) -> dict[str
     run_id = f"soak-{int(time.time())}"
     topic = f"{run_id}-predictions"
     samples: list[Sample] = []
+    missed: list[str] = []
     try:
         asyncio.run(ensure_topic(kafka.bootstrap_servers, topic, PARTITIONS))
         with running(
@@ -252,7 +254,12 @@ def soak(*, rate: float, minutes: float, kafka_port: int, out: Path) -> dict[str
                 due = max(due + SAMPLE_EVERY_S, time.monotonic())
                 time.sleep(max(0.0, due - time.monotonic()))
                 now = time.monotonic()
-                sample = _sample(stack, kafka.bootstrap_servers, topic, app_id, at=now - started, cli=timer.take())
+                try:
+                    sample = _sample(stack, kafka.bootstrap_servers, topic, app_id, at=now - started, cli=timer.take())
+                except (OSError, KafkaError) as exc:  # the worker too busy to answer in 5 s, say: a gap
+                    missed.append(f"{(now - started) / 60:.1f} min: {exc!r}")
+                    print(f"sample missed: {missed[-1]}", flush=True)
+                    continue
                 cpu = loops.cpu_seconds(worker)
                 cpu_pct = round((cpu - cpu_before) / (now - wall_before) * 100, 1)
                 cpu_before, wall_before = cpu, now
@@ -281,6 +288,8 @@ def soak(*, rate: float, minutes: float, kafka_port: int, out: Path) -> dict[str
         "correct": correct,
         "check": check_text,
         "cli_stats_failures": timer.failures,
+        "samples": len(samples),
+        "samples_missed": missed,
         "worker_log_warning_or_error_lines": len(noisy),
         "worker_log_first_noisy": noisy[:5],
         **summary(samples, minutes),

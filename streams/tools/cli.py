@@ -11,12 +11,26 @@ from typing import Any
 import click
 import orjson
 
-from streams.core.config import ConfigError
-from streams.core.workflows import WorkflowError
 from streams.tools.exits import EXIT_UNREACHABLE, EXIT_USAGE
+from streams.tools.lazy import LazyGroup
+
+_MANAGE = "streams.tools.manage.commands"
+_OPERATIONS = "streams.tools.operations.commands"
+LAZY_COMMANDS = {
+    "kafka": "streams.tools.localkafka.commands:kafka",
+    "destination": "streams.services.destination.commands:destination",
+    "control": f"{_MANAGE}:control",
+    **{name: f"{_MANAGE}:{name}" for name in ("create", "apply", "get", "patch", "delete", "pause", "resume")},
+    "list": f"{_MANAGE}:list_command",
+    "stats": f"{_OPERATIONS}:stats_command",
+    "dlq": f"{_OPERATIONS}:dlq",
+    "backfill": f"{_OPERATIONS}:backfill_command",
+    "tail": f"{_OPERATIONS}:tail_command",
+}
+"""The commands of other packages (``module:attribute``), imported when one of them is run."""
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, lazy=LAZY_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Collectors: turn live prediction traffic on Kafka into training data."""
 
@@ -39,7 +53,8 @@ def worker(**options: Any) -> None:
 
     Start more workers with the same --app-id to spread the topic's partitions over them.
     """
-    from streams.core.config import load_index
+    from streams.core.config import ConfigError, load_index
+    from streams.core.workflows import WorkflowError
     from streams.worker.app import create_app
     from streams.worker.faust_tuning import Worker
     from streams.worker.settings import WorkerSettings
@@ -92,8 +107,10 @@ def produce(events_file: Any, broker: str, topic: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 def simulate(config: Path, events_file: Any, as_json: bool) -> None:
     """Run the configured collectors over events offline (no Kafka, no HTTP) and report what each would post."""
+    from streams.core.config import ConfigError
     from streams.core.simulate import offline_index
     from streams.core.simulate import simulate as run
+    from streams.core.workflows import WorkflowError
 
     try:
         index = offline_index(config)
@@ -139,25 +156,3 @@ def demo(kafka_port: int, workdir: Path) -> None:
     posted = run_demo(kafka_port=kafka_port, workdir=workdir)
     if posted <= 0:
         _fail("the destination received no inputs; see the logs under " + str(workdir))
-
-
-def _register_groups() -> None:
-    from streams.services.destination.commands import destination
-    from streams.tools.localkafka.commands import kafka
-    from streams.tools.manage.commands import MANAGEMENT_COMMANDS, control
-
-    main.add_command(kafka)
-    main.add_command(destination)
-    main.add_command(control)
-    for command in MANAGEMENT_COMMANDS:
-        main.add_command(command)
-
-    from streams.tools.operations.commands import backfill_command, dlq, stats_command, tail_command
-
-    main.add_command(stats_command)
-    main.add_command(dlq)
-    main.add_command(backfill_command)
-    main.add_command(tail_command)
-
-
-_register_groups()
