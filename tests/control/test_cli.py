@@ -132,9 +132,9 @@ async def test_create_list_get_pause_resume_delete(cli: Cli, destination: str, k
     assert (await cli("get", "half", "--workflows", *app)).exit_code == 0
 
     paused = await cli.json("pause", "dogs", *app)
-    assert paused["collectors"][0]["status"] == "paused"
+    assert paused["collectors"][0]["status"]["code"] == 52002
     resumed = await cli.json("resume", "dogs", *app)
-    assert resumed["collectors"][0]["status"] == "active"
+    assert resumed["collectors"][0]["status"]["code"] == 52001
 
     in_use = await cli("delete", "half", "--workflows", *app)
     assert in_use.exit_code == 3
@@ -203,7 +203,7 @@ async def test_serve_runs_the_api_until_sigterm(
     options = ["--port", str(port), "--broker", f"kafka://{kafka.bootstrap_servers}", "--topic", control_topic]
     process = subprocess.Popen([*command, *options, "--auth-url", destination], stdout=log, stderr=subprocess.STDOUT)
     try:
-        await asyncio.to_thread(wait_http, f"http://127.0.0.1:{port}/healthz", timeout_s=30, process=process)
+        await asyncio.to_thread(wait_http, f"http://127.0.0.1:{port}/readyz", timeout_s=30, process=process)
         document = await asyncio.to_thread(get_json, f"http://127.0.0.1:{port}/openapi.json")
         assert document["info"]["title"] == "Collectors management API"
     finally:

@@ -68,11 +68,12 @@ class ControlApis:
         self.tmp_path = tmp_path
         self.started: list[Service] = []
 
-    def start(self, destination: Destination) -> ControlApi:
+    def start(self, destination: Destination, *options: str) -> ControlApi:
+        """``options`` are more options of ``control serve``."""
         port = free_port()
         log = self.tmp_path / f"control-api-{len(self.started)}.log"
         args = ["control", "serve", "--port", str(port), "--broker", f"kafka://{self.kafka.bootstrap_servers}"]
-        args += ["--topic", self.topic, "--auth-url", destination.url]
+        args += ["--topic", self.topic, "--auth-url", destination.url, *options]
         with log.open("ab") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "streams", *args], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
@@ -80,7 +81,7 @@ class ControlApis:
         url = f"http://127.0.0.1:{port}"
         service = Service(process, url, log)
         self.started.append(service)
-        wait_http(f"{url}/healthz", timeout_s=60, process=process)
+        wait_http(f"{url}/readyz", timeout_s=60, process=process)
         return ControlApi(service, self.topic)
 
     def stop_all(self) -> None:

@@ -15,7 +15,7 @@ from streams.tools.operations.commands import stats_command
 from streams.tools.operations.errors import EXIT_UNREACHABLE
 from streams.tools.operations.stats import LEDGER_TABLES, changelog_topic
 from streams.tools.samples.generate import events
-from streams.worker.tables import LEDGER_CHANGELOG_CONFIG
+from streams.worker.membership import CHANGELOG_CONFIG
 
 from .support import config, invoke, invoke_json
 
@@ -60,7 +60,7 @@ async def test_stats_from_changelogs_equal_the_workers_endpoint(
 
     for table in LEDGER_TABLES:  # compacted promptly: a worker taking a partition over recovers a few records
         configs = await _topic_config(kafka.bootstrap_servers, changelog_topic(unique, table))
-        assert {name: configs[name] for name in LEDGER_CHANGELOG_CONFIG} == LEDGER_CHANGELOG_CONFIG
+        assert {name: configs[name] for name in CHANGELOG_CONFIG} == {k: str(v) for k, v in CHANGELOG_CONFIG.items()}
 
     from_worker = await invoke_json(stats_command, ["--worker", worker.url])
     assert {k: from_worker[k] for k in ("events", "totals", "collectors")} == settled

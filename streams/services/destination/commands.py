@@ -96,7 +96,12 @@ def destination() -> None:
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="0 = any free port.")
 @db_option
 @click.option("--faults", is_flag=True, help="Mount POST /_faults to inject outages, errors and delays (tests).")
-def serve(host: str, port: int, db: str, faults: bool) -> None:
+@click.option(
+    "--grpc-port",
+    type=click.IntRange(0, 65535),
+    help="Also serve PostInputs, ListInputs, GetInput and MyScopes over gRPC (clarifai.api.V2, no TLS) on this port.",
+)
+def serve(host: str, port: int, db: str, faults: bool, grpc_port: int | None) -> None:
     """Serve the inputs API until SIGINT or SIGTERM."""
 
     def ready(url: str) -> None:
@@ -107,7 +112,7 @@ def serve(host: str, port: int, db: str, faults: bool) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await server.serve(store, host, port, faults=faults, stop=stop, on_ready=ready)
+        await server.serve(store, host, port, faults=faults, stop=stop, on_ready=ready, grpc_port=grpc_port)
 
     with cli_store(db) as store:
         try:

@@ -14,7 +14,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from enum import IntEnum
 from typing import Any, Literal, TypeVar
 
@@ -31,8 +31,15 @@ from streams.core.routing import compile_collector
 from streams.core.workflows import WorkflowError, compile_nodes
 from streams.delivery.poster import redact
 from streams.kafka.control_topic import ControlReader, ControlWriter
-from streams.services.management.auth import KeyIntrospection, Unreachable, caller_problem, header_key
+from streams.kafka.probe import BrokerProbe
+from streams.services.clarifai_grpc import bridged
+from streams.services.destination.store import KeyRecord
+from streams.services.management.auth import KeyIntrospection, KeyRefused, Unreachable, caller_problem, header_key
+from streams.services.management.funnel import FunnelWatch, Watched
+from streams.services.management.metrics import ApiMetrics, KeyCheck, note_key_check
+from streams.services.management.observe import Observe
 from streams.services.management.openapi import openapi_document
+from streams.services.management.spelling import SpellingError, collector_view, project_fields
 
 log = logging.getLogger(__name__)
 
@@ -47,19 +54,24 @@ Stored = TypeVar("Stored", StoredCollector, StoredWorkflow)
 
 
 class ControlCode(IntEnum):
-    """Status codes of the management API (the first four are the inputs API's)."""
+    """Status codes of the management API: each one a value of Clarifai's StatusCode enum (the name there in
+    the comment where it differs), so Clarifai's clients can name every code."""
 
     SUCCESS = 10000
     FAILURE = 10020
     CONN_INSUFFICIENT_SCOPES = 11007
     CONN_KEY_INVALID = 11008
-    INVALID_ARGUMENT = 24001
-    WORKFLOW_INVALID = 24002
-    NOT_FOUND = 24003
-    ALREADY_EXISTS = 24004
-    IN_USE = 24005
-    UPSTREAM_UNREACHABLE = 24006
-    STORE_UNAVAILABLE = 24007
+    CONN_KEY_NOT_FOUND = 11009
+    INVALID_ARGUMENT = 11102  # CONN_INVALID_REQUEST
+    NOT_FOUND = 11101  # CONN_DOES_NOT_EXIST: an app the auth service does not know
+    WORKFLOW_INVALID = 22104  # WORKFLOW_INVALID_ARGUMENT
+    WORKFLOW_NOT_FOUND = 22102  # WORKFLOW_DOES_NOT_EXIST
+    WORKFLOW_ALREADY_EXISTS = 22100  # WORKFLOW_DUPLICATE
+    IN_USE = 22999  # WORKFLOW_INVALID_REQUEST: a collector still uses the workflow
+    ALREADY_EXISTS = 40010  # DATABASE_DUPLICATE_KEY: a collector id that exists
+    UPSTREAM_UNREACHABLE = 40034  # EXTERNAL_CONNECTION_ERROR
+    COLLECTOR_MISSING = 52000
+    STORE_UNAVAILABLE = 98006  # INTERNAL_DATABASE_ISSUE: Kafka refused the write
 
 
 class Refusal(Exception):
@@ -101,15 +113,6 @@ def stored_document(stored: StoredCollector | StoredWorkflow) -> dict[str, Any]:
     return document
 
 
-def collector_view(stored: StoredCollector) -> dict[str, Any]:
-    """A collector as responses show it: its fields, key redacted, timestamps and last error."""
-    view = stored.collector.model_dump(mode="json")
-    key = stored.collector.destination.key
-    view["destination"]["key"] = None if key is None else redact(key.get_secret_value())
-    view.update(created_at=stored.created_at, modified_at=stored.modified_at, last_error=stored.last_error)
-    return view
-
-
 def workflow_view(stored: StoredWorkflow) -> dict[str, Any]:
     """A workflow as responses show it: its fields and timestamps."""
     return {
@@ -148,6 +151,22 @@ class Catalog:
         await self._reader.stop()
         await self._writer.stop()
 
+    async def start_when_kafka_answers(self, retry_s: float = 2.0) -> None:
+        """:meth:`start`, trying again every ``retry_s`` while Kafka does not answer (a service started before
+        Kafka waits for it, not ready meanwhile)."""
+        while True:
+            try:
+                await self.start()
+                return
+            except (KafkaError, ConnectionError) as exc:
+                log.warning("Kafka does not answer (%s); trying again in %gs", exc, retry_s)
+                await self.stop()
+                await asyncio.sleep(retry_s)
+
+    def ready(self) -> bool:
+        """Whether the control topic has been read to its end."""
+        return self._reader.ready.is_set()
+
     def lock(self, user_id: str, app_id: str) -> asyncio.Lock:
         """The lock that serialises writes to one app."""
         return self._locks[(user_id, app_id)]
@@ -155,6 +174,10 @@ class Catalog:
     def collectors(self, user_id: str, app_id: str) -> dict[str, StoredCollector]:
         """The app's collectors by id, in id order."""
         return self._load(f"collector/{user_id}/{app_id}/", StoredCollector)
+
+    def every_collector(self) -> dict[str, StoredCollector]:
+        """Every app's collectors by qualified id (``user/app/collector``, as the workers' ledgers name them)."""
+        return self._load("collector/", StoredCollector)
 
     def workflows(self, user_id: str, app_id: str) -> dict[str, StoredWorkflow]:
         """The app's workflows by id, in id order."""
@@ -203,6 +226,8 @@ class Catalog:
 CATALOG = web.AppKey("catalog", Catalog)
 KEYS = web.AppKey("keys", KeyIntrospection)
 AUTH_URL = web.AppKey("auth_url", str)
+DESTINATION_URL = web.AppKey("destination_url", str)
+APP_IDS = web.RequestKey("user_app", tuple[str, str])  # set by _authorize
 OPENAPI = web.AppKey("openapi", bytes)
 
 
@@ -210,45 +235,101 @@ OPENAPI = web.AppKey("openapi", bytes)
 
 
 def _path(request: web.Request) -> tuple[str, str]:
-    return request.match_info["user_id"], request.match_info["app_id"]
+    """The request's app: the path's, else ``user_app_id``'s, else the key's own (set by :func:`_authorize`)."""
+    return request[APP_IDS]
+
+
+def _named_app(request: web.Request, body: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The app the request names: in its path, or in ``user_app_id`` (the body's, or the query's
+    ``user_app_id.user_id`` / ``user_app_id.app_id``); both must agree."""
+    named = body.get("user_app_id")
+    if named is None:
+        named = {
+            field: request.query[f"user_app_id.{field}"]
+            for field in ("user_id", "app_id")
+            if f"user_app_id.{field}" in request.query
+        }
+    if not isinstance(named, dict) or set(named) - {"user_id", "app_id"}:
+        raise _invalid("user_app_id must be an object {user_id, app_id}")
+    user_id, app_id = named.get("user_id") or None, named.get("app_id") or None
+    if "app_id" in request.match_info:
+        path = request.match_info["user_id"], request.match_info["app_id"]
+        if (user_id not in (None, path[0])) or (app_id not in (None, path[1])):
+            raise _invalid(f"user_app_id {user_id}/{app_id} is not the path's app {path[0]}/{path[1]}")
+        return path
+    return user_id, app_id
 
 
 async def _authorize(request: web.Request) -> None:
-    """Refuse unless the caller's key belongs to the path's user and covers the path's app."""
-    user_id, app_id = _path(request)
+    """Refuse unless the caller's key belongs to the request's user and covers its app (then set the app)."""
     clear_key = header_key(request.headers.get("Authorization", ""))
     if clear_key is None:
+        note_key_check(request, "missing")
         raise Refusal(
             401,
             ControlCode.CONN_KEY_INVALID,
             "API key not found",
             "send the header 'Authorization: Key <key>' with a key of the app's owner",
         )
+    body = await _body(request, keep_app=True) if request.method in ("POST", "PATCH", "DELETE") else {}
+    user_id, app_id = _named_app(request, body)
     auth_url = request.app[AUTH_URL]
+    keys = request.app[KEYS]
     try:
-        record = await request.app[KEYS].scopes(auth_url, clear_key)
+        if user_id in (None, "me") or app_id is None:
+            own = _known(await keys.scopes(auth_url, clear_key), clear_key, auth_url)
+            user_id = own.user_id if user_id in (None, "me") else user_id
+            app_id = app_id or own.app_id
+            if app_id is None:
+                raise _invalid(
+                    "name the app: user_app_id {user_id, app_id} in the body (or the query), or the path "
+                    "/v2/users/{user_id}/apps/{app_id}/...; the key is not an app's"
+                )
+        record = _known(await keys.scopes(auth_url, clear_key, user_id, app_id), clear_key, auth_url)
     except Unreachable as exc:
+        note_key_check(request, "unreachable")
         raise Refusal(502, ControlCode.UPSTREAM_UNREACHABLE, "Auth service unreachable", str(exc)) from None
-    if record is None:
-        raise Refusal(
-            401,
-            ControlCode.CONN_KEY_INVALID,
-            "API key not found",
-            f"key {redact(clear_key)} is unknown or revoked at {auth_url}; use a valid key of the app's owner",
-        )
+    except Refusal as refusal:
+        if refusal.http_status in KEY_REFUSALS:  # the auth service's answer about the key
+            note_key_check(request, KEY_REFUSALS[refusal.http_status])
+        raise
     problem = caller_problem(record, user_id, app_id)
+    note_key_check(request, "ok" if problem is None else "other_app")
     if problem is not None:
         raise Refusal(403, ControlCode.CONN_INSUFFICIENT_SCOPES, "API key is for another app", problem)
+    request[APP_IDS] = (user_id, app_id)
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
+KEY_REFUSALS: dict[int, KeyCheck] = {401: "unknown", 403: "other_app", 404: "unknown_app"}
+"""The key-check outcome of each refusal :func:`_known` makes."""
+
+
+def _known(answer: KeyRecord | KeyRefused, clear_key: str, auth_url: str) -> KeyRecord:
+    """The key's record, or the refusal the auth service's answer calls for."""
+    if isinstance(answer, KeyRecord):
+        return answer
+    if answer.code == ControlCode.CONN_INSUFFICIENT_SCOPES:
+        raise Refusal(403, ControlCode.CONN_INSUFFICIENT_SCOPES, "API key is for another app", answer.problem)
+    if answer.code == ControlCode.NOT_FOUND:
+        raise Refusal(404, ControlCode.NOT_FOUND, "App not found", answer.problem)
+    raise Refusal(
+        401,
+        ControlCode.CONN_KEY_NOT_FOUND,
+        "API key not found",
+        f"key {redact(clear_key)} is unknown or revoked at {auth_url}; use a valid key of the app's owner",
+    )
+
+
+async def _body(request: web.Request, *, keep_app: bool = False) -> dict[str, Any]:
+    """The JSON object of the body (an empty body: ``{}``); ``user_app_id`` left out unless ``keep_app``."""
+    raw = await request.read()
     try:
-        body = orjson.loads(await request.read())
+        body = orjson.loads(raw) if raw.strip() else {}
     except orjson.JSONDecodeError as exc:
         raise _invalid(f"the body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise _invalid("the body must be a JSON object")
-    return body
+    return body if keep_app else {key: value for key, value in body.items() if key != "user_app_id"}
 
 
 def _field_errors(exc: ValidationError, where: str) -> str:
@@ -306,7 +387,7 @@ def _check_presence(
         if taken:
             raise Refusal(
                 409,
-                ControlCode.ALREADY_EXISTS,
+                ControlCode.ALREADY_EXISTS if kind == "collector" else ControlCode.WORKFLOW_ALREADY_EXISTS,
                 f"{kind.capitalize()} already exists",
                 f"{kind}(s) {', '.join(map(repr, taken))} already exist in app {user_id}/{app_id}; "
                 'overwrite them with PATCH {"action": "overwrite", ...} or choose other ids',
@@ -316,22 +397,31 @@ def _check_presence(
 def _not_found(kind: str, ids: Sequence[str], user_id: str, app_id: str, *, hint: str) -> Refusal:
     return Refusal(
         404,
-        ControlCode.NOT_FOUND,
+        ControlCode.COLLECTOR_MISSING if kind == "collector" else ControlCode.WORKFLOW_NOT_FOUND,
         f"{kind.capitalize()} not found",
         f"no {kind} {', '.join(map(repr, ids))} in app {user_id}/{app_id}; {hint}",
     )
 
 
 def _parse_collector(
-    raw: Any, where: str, user_id: str, app_id: str, kept_keys: dict[str, str]
+    raw: Any, where: str, user_id: str, app_id: str, kept_keys: dict[str, str], destination_url: str
 ) -> tuple[Collector, bool]:
-    """Validate one collector of a body, its destination filled from the path; also whether it gave a key.
+    """Validate one collector of a body, in either spelling, its destination filled from the path (and
+    ``destination_url`` when it names no base URL); also whether it gave a key.
 
-    ``kept_keys`` (PATCH only) maps stored ids to their clear keys: a collector sent without a key keeps its own.
+    ``kept_keys`` (PATCH only) maps stored ids to their clear keys: a collector sent without a key, or with the
+    redacted key responses show, keeps its own.
     """
     if not isinstance(raw, dict):
         raise _invalid(f"{where}: must be a collector object")
+    try:
+        raw = project_fields(raw, where, destination_url)
+    except SpellingError as exc:
+        raise _invalid(str(exc)) from None
     destination = raw.get("destination")
+    kept = kept_keys.get(str(raw.get("id")))
+    if isinstance(destination, dict) and kept is not None and destination.get("key") == redact(kept):
+        destination = {**destination, "key": None}
     if isinstance(destination, dict):
         destination = {"user_id": user_id, "app_id": app_id, **destination}
         if destination.get("key_env") is not None:
@@ -343,7 +433,10 @@ def _parse_collector(
         key_given = destination.get("key") is not None
         if not key_given:
             if raw.get("id") not in kept_keys:
-                raise _invalid(f"{where}.destination.key: required, an API key of the app with the PostInputs scope")
+                raise _invalid(
+                    f"{where}.destination.key: required, an API key of the app with the PostInputs scope (or "
+                    "collector_source.api_post_model_outputs_collector_source.post_inputs_key_id)"
+                )
             destination["key"] = kept_keys[raw["id"]]
         raw = {**raw, "destination": destination}
     else:
@@ -524,7 +617,7 @@ async def _write_collectors(request: web.Request, *, overwrite: bool) -> web.Res
         _check_presence("collector", _raw_ids(raw_items), existing, user_id, app_id, overwrite=overwrite)
         kept_keys = {cid: _key_of(stored.collector) for cid, stored in existing.items()} if overwrite else {}
         parsed = [
-            _parse_collector(raw, f"collectors[{index}]", user_id, app_id, kept_keys)
+            _parse_collector(raw, f"collectors[{index}]", user_id, app_id, kept_keys, request.app[DESTINATION_URL])
             for index, raw in enumerate(raw_items)
         ]
         _check_unique("collectors", [collector.id for collector, _ in parsed])
@@ -711,12 +804,29 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _reply(500, ControlCode.FAILURE, "Internal error", "the server failed; see its log")
 
 
-def create_app(catalog: Catalog, keys: KeyIntrospection, auth_url: str) -> web.Application:
-    """The management web app over a started catalog; keys are checked with ``auth_url``'s MyScopes."""
-    app = web.Application(middlewares=[_errors])
+def create_app(
+    catalog: Catalog,
+    keys: KeyIntrospection,
+    auth_url: str,
+    destination_url: str | None = None,
+    *,
+    watched: Watched | None = None,
+    probe: BrokerProbe | None = None,
+) -> web.Application:
+    """The management web app over a catalog; keys are checked with ``auth_url``'s MyScopes, and a collector
+    naming no destination base URL posts to ``destination_url`` (default: ``auth_url``). Calls are answered
+    once the catalog has read the control topic (the probes at once); ``watched`` names the workers whose
+    funnels the page shows, ``probe`` the broker ``/readyz`` asks."""
+    metrics = ApiMetrics()
+    watch = None if watched is None else FunnelWatch(watched, catalog.every_collector)
+    observe = Observe(
+        metrics=metrics, probe=probe, ready=catalog.ready, keys=keys, auth_url=auth_url.rstrip("/"), watch=watch
+    )
+    app = web.Application(middlewares=[metrics.middleware(), observe.until_ready, _errors])
     app[CATALOG] = catalog
     app[KEYS] = keys
     app[AUTH_URL] = auth_url.rstrip("/")
+    app[DESTINATION_URL] = (destination_url or auth_url).rstrip("/")
     app[OPENAPI] = orjson.dumps(openapi_document({code.name: int(code) for code in ControlCode}))
     for plural, post, patch in (
         ("collectors", post_collectors, patch_collectors),
@@ -728,8 +838,15 @@ def create_app(catalog: Catalog, keys: KeyIntrospection, auth_url: str) -> web.A
         app.router.add_patch(base, patch, name=f"patch_{plural}")
         app.router.add_delete(base, _delete_handler(plural), name=f"delete_{plural}")
         app.router.add_get(base + "/{item_id}", _get_handler(plural), name=f"get_{plural[:-1]}")
+    # Clarifai's bindings without the app in the path: the app is user_app_id's, or the key's own.
+    app.router.add_post("/v2/collectors", post_collectors)
+    app.router.add_get("/v2/collectors", _list_handler("collectors"))
+    app.router.add_patch("/v2/collectors", patch_collectors)
+    app.router.add_delete("/v2/collectors", _delete_handler("collectors"))
+    app.router.add_get("/v2/collectors/{item_id}", _get_handler("collectors"))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi)
+    observe.install(app)
     return app
 
 
@@ -743,28 +860,35 @@ async def running(
     *,
     timeout_s: float = 10.0,
     access_log: bool = False,
+    destination_url: str | None = None,
+    watched: Watched | None = None,
 ) -> AsyncIterator[str]:
     """Serve the API on host:port (0 = an ephemeral port) while the block runs; yields the base URL.
 
-    The control topic is read to its end before the API listens; outgoing calls (MyScopes) time out after
-    ``timeout_s``.
+    The API listens at once (``/readyz`` answers 503 until ready), and answers calls once the control topic
+    has been read to its end, before the block runs; outgoing calls (MyScopes) time out after ``timeout_s``.
     """
     catalog = Catalog(broker, topic)
-    await catalog.start()
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s))
-    runner = web.AppRunner(
-        create_app(catalog, KeyIntrospection(session), auth_url), access_log=log if access_log else None
+    app = create_app(
+        catalog, KeyIntrospection(session), auth_url, destination_url, watched=watched, probe=BrokerProbe(broker)
     )
+    runner = web.AppRunner(app, access_log=log if access_log else None)
     try:
         await runner.setup()
         site = web.TCPSite(runner, host, port)
         await site.start()
+        await catalog.start_when_kafka_answers()
+        log.info("control topic %s read: %d collectors", topic, len(catalog.every_collector()))
         bound_host, bound_port = runner.addresses[0][:2]
         yield f"http://[{bound_host}]:{bound_port}" if ":" in bound_host else f"http://{bound_host}:{bound_port}"
     finally:
         await runner.cleanup()
         await session.close()
         await catalog.stop()
+
+
+COLLECTOR_CALLS = ("PostCollectors", "GetCollector", "ListCollectors", "PatchCollectors", "DeleteCollectors")
 
 
 async def serve(
@@ -777,9 +901,30 @@ async def serve(
     stop: asyncio.Event,
     timeout_s: float = 10.0,
     on_ready: Callable[[str], None] | None = None,
+    destination_url: str | None = None,
+    grpc_port: int | None = None,
+    watched: Watched | None = None,
 ) -> None:
-    """Serve until ``stop`` is set; ``on_ready`` gets the base URL once listening."""
-    async with running(broker, topic, auth_url, host, port, timeout_s=timeout_s, access_log=True) as url:
+    """Serve until ``stop`` is set; ``on_ready`` gets the base URL once listening (and the gRPC port, when
+    ``grpc_port`` serves Clarifai's five Collector calls over gRPC too); ``watched``: the workers the funnel
+    page shows."""
+    async with AsyncExitStack() as stack:
+        url = await stack.enter_async_context(
+            running(
+                broker,
+                topic,
+                auth_url,
+                host,
+                port,
+                timeout_s=timeout_s,
+                access_log=True,
+                destination_url=destination_url,
+                watched=watched,
+            )
+        )
+        if grpc_port is not None:
+            bound = await stack.enter_async_context(bridged(url, COLLECTOR_CALLS, host, grpc_port))
+            url = f"{url} (gRPC on port {bound})"
         if on_ready is not None:
             on_ready(url)
         await stop.wait()

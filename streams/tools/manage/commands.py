@@ -123,6 +123,24 @@ def _steps(item: dict[str, Any]) -> str:
     return ", ".join(steps)
 
 
+STATUS_LABELS = {52001: "active", 52002: "paused", 52003: "paused"}
+
+
+def _status_label(status: Any) -> str:
+    """A collector's status as a word (responses carry a Status message: 52001 active, 52002/52003 paused)."""
+    if not isinstance(status, dict):
+        return str(status)
+    code = status.get("code")
+    return STATUS_LABELS.get(code, str(code)) if isinstance(code, int) else str(code)
+
+
+def _source_of(collector: dict[str, Any]) -> dict[str, Any]:
+    """The model a collector watches, in either spelling."""
+    if "source" in collector:
+        return dict(collector["source"])
+    return dict(collector["collector_source"]["api_post_model_outputs_collector_source"])
+
+
 def _rows(plural: str, items: Sequence[dict[str, Any]]) -> str:
     if plural == "workflows":
         rows = [[w["id"], " → ".join(n["operator"] for n in w["nodes"]), w["modified_at"]] for w in items]
@@ -130,8 +148,8 @@ def _rows(plural: str, items: Sequence[dict[str, Any]]) -> str:
     rows = [
         [
             c["id"],
-            c["status"],
-            "/".join(c["source"][k] for k in ("model_user_id", "model_app_id", "model_id")),
+            _status_label(c["status"]),
+            "/".join(_source_of(c)[k] for k in ("model_user_id", "model_app_id", "model_id")),
             _steps(c),
             c["modified_at"],
             c.get("last_error") or "",
@@ -392,6 +410,41 @@ def resume(
 MANAGEMENT_COMMANDS: tuple[click.Command, ...] = (create, apply, list_command, get, patch, delete, pause, resume)
 
 
+def watched_options(func: F) -> F:
+    """The workers whose funnels the page shows: their app id and topics (the workers' own settings)."""
+    page = "the workers' {}, for the funnel page at GET /"
+    options = [
+        click.option(
+            "--app-id", default="collectors", show_default=True, envvar="COLLECTORS_APP_ID", help=page.format("app id")
+        ),
+        click.option(
+            "--predictions-topic",
+            default="predictions",
+            envvar="COLLECTORS_PREDICTIONS_TOPIC",
+            help=page.format("topic"),
+        ),
+        click.option(
+            "--queue-topic", default="collectors-queue", envvar="COLLECTORS_QUEUE_TOPIC", help=page.format("topic")
+        ),
+        click.option(
+            "--dead-letter-topic",
+            default="collectors-dead-letters",
+            envvar="COLLECTORS_DEAD_LETTER_TOPIC",
+            help=page.format("topic"),
+        ),
+        click.option(
+            "--log-format",
+            type=click.Choice(["text", "json"]),
+            default="text",
+            envvar="COLLECTORS_LOG_FORMAT",
+            help="json: one JSON object per line.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 @click.group()
 def control() -> None:
     """The management API of collectors: serve it, and manage collectors and workflows through it."""
@@ -406,14 +459,40 @@ def control() -> None:
     "--auth-url",
     required=True,
     envvar="COLLECTORS_AUTH_URL",
-    help="Base URL of the service owning users, apps and keys (its GET /v2/scopes checks every caller).",
+    help="Base URL of the service owning users, apps and keys (its MyScopes, GET /v2/users/{u}/apps/{a}/myscopes, "
+    "checks every caller); https://api.clarifai.com works.",
+)
+@click.option(
+    "--destination-url",
+    envvar="COLLECTORS_DESTINATION_URL",
+    help="Base URL collectors post their inputs to when they name none (Clarifai's spelling never does) "
+    "[default: --auth-url].",
+)
+@click.option(
+    "--grpc-port",
+    type=click.IntRange(0, 65535),
+    help="Also serve Clarifai's Collector calls over gRPC (service clarifai.api.V2, no TLS) on this port.",
 )
 @click.option("--timeout", "timeout_s", default=10.0, show_default=True, help="Seconds allowed to each key check.")
-def serve(host: str, port: int, broker: str, topic: str, auth_url: str, timeout_s: float) -> None:
-    """Serve the management API until SIGINT or SIGTERM."""
+@watched_options
+def serve(
+    host: str,
+    port: int,
+    broker: str,
+    topic: str,
+    auth_url: str,
+    destination_url: str | None,
+    grpc_port: int | None,
+    timeout_s: float,
+    log_format: str,
+    **watched: str,
+) -> None:
+    """Serve the management API until SIGINT or SIGTERM (and the funnel page of the workers at GET /)."""
+    from streams.core.logformat import configure
     from streams.services.management.api import serve as serve_api
+    from streams.services.management.funnel import Watched
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure(logging.INFO, "json" if log_format == "json" else "text")
 
     def ready(url: str) -> None:
         click.echo(f"management API listening on {url} (topic {topic} on {broker}, keys checked at {auth_url})")
@@ -423,7 +502,19 @@ def serve(host: str, port: int, broker: str, topic: str, auth_url: str, timeout_
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await serve_api(broker, topic, auth_url, host, port, stop=stop, timeout_s=timeout_s, on_ready=ready)
+        await serve_api(
+            broker,
+            topic,
+            auth_url,
+            host,
+            port,
+            stop=stop,
+            timeout_s=timeout_s,
+            on_ready=ready,
+            destination_url=destination_url,
+            grpc_port=grpc_port,
+            watched=Watched(broker, **watched),
+        )
 
     try:
         asyncio.run(main())

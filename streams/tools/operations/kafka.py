@@ -1,122 +1,38 @@
-"""Read topics straight from Kafka: no consumer group, nothing committed, from given offsets to given ends."""
+"""Kafka reading for the operations commands: :mod:`streams.kafka.reading`, its errors as the commands'
+(exit code 4)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaConnectionError
 
-from streams.kafka.producing import bootstrap_address
+from streams.kafka import reading
+from streams.kafka.reading import KafkaUnreachable, Offsets, read_from_start, read_range
 from streams.tools.operations.errors import Unreachable
 
-Offsets = Mapping[TopicPartition, int]
+__all__ = ["Offsets", "consumer", "partitions", "read_from_start", "read_range", "unreachable_kafka"]
 
 
 def unreachable_kafka(broker: str, exc: Exception) -> Unreachable:
     """The error for a broker that does not answer, saying what to check."""
-    return Unreachable(
-        f"cannot reach Kafka at {bootstrap_address(broker)} ({exc}); check --broker (or COLLECTORS_BROKER) "
-        "and that Kafka runs (`collectors kafka status`)"
-    )
+    return Unreachable(str(reading.unreachable_kafka(broker, exc)))
 
 
 @asynccontextmanager
 async def consumer(broker: str) -> AsyncIterator[AIOKafkaConsumer]:
     """A started consumer outside any group (offsets are never committed)."""
-    client = AIOKafkaConsumer(bootstrap_servers=bootstrap_address(broker), group_id=None, enable_auto_commit=False)
     try:
-        await client.start()
-    except KafkaConnectionError as exc:
-        await client.stop()
-        raise unreachable_kafka(broker, exc) from None
-    try:
-        yield client
-    finally:
-        await client.stop()
+        async with reading.consumer(broker) as client:
+            yield client
+    except KafkaUnreachable as exc:
+        raise Unreachable(str(exc)) from None
 
 
 async def partitions(broker: str, topic: str) -> list[TopicPartition]:
     """The topic's partitions; none when the topic does not exist (it is not created)."""
-    return (await partitions_of(broker, [topic])).get(topic, [])
-
-
-async def partitions_of(broker: str, topics: Sequence[str]) -> dict[str, list[TopicPartition]]:
-    """Each existing topic's partitions (a topic that does not exist is left out), with one admin request."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_address(broker))
     try:
-        await admin.start()
-    except KafkaConnectionError as exc:
-        await admin.close()
-        raise unreachable_kafka(broker, exc) from None
-    try:
-        existing = [topic for topic in topics if topic in await admin.list_topics()]
-        described = await admin.describe_topics(existing) if existing else []
-        return {
-            d["topic"]: sorted(TopicPartition(d["topic"], p["partition"]) for p in d["partitions"]) for d in described
-        }
-    finally:
-        await admin.close()
-
-
-@dataclass
-class Latest:
-    """The last record of each partition under its key (a partition without one is left out), and how many
-    records were read to find them."""
-
-    records: dict[TopicPartition, Any] = field(default_factory=dict)
-    read: int = 0
-
-
-async def read_latest(client: AIOKafkaConsumer, keys: Mapping[TopicPartition, Collection[bytes]]) -> Latest:
-    """The last record of each partition whose key is one of its ``keys``, read from the end backwards.
-
-    A partition whose last record has such a key costs one record, whatever the partition's length; otherwise
-    the window read before the end grows eightfold until the key is found or the partition's start reached.
-    """
-    tps = list(keys)
-    start = await client.beginning_offsets(tps)
-    upper = await client.end_offsets(tps)
-    latest = Latest()
-    todo = {tp for tp in tps if start[tp] < upper[tp]}
-    window = 1
-    while todo:
-        lower = {tp: max(start[tp], upper[tp] - window) for tp in todo}
-        async for record in read_range(client, lower, {tp: upper[tp] for tp in todo}):
-            latest.read += 1
-            tp = TopicPartition(record.topic, record.partition)
-            if record.key in keys[tp]:
-                latest.records[tp] = record  # in offset order: the last one read is the latest
-        todo = {tp for tp in todo if tp not in latest.records and lower[tp] > start[tp]}
-        upper.update({tp: lower[tp] for tp in todo})
-        window *= 8
-    return latest
-
-
-async def read_range(client: AIOKafkaConsumer, start: Offsets, end: Offsets) -> AsyncIterator[Any]:
-    """Every record from ``start`` (included) to ``end`` (excluded) of each partition, in partition order."""
-    wanted = [tp for tp in start if start[tp] < end[tp]]
-    if not wanted:
-        return
-    client.assign(wanted)
-    for tp in wanted:
-        client.seek(tp, start[tp])
-    while wanted:
-        batches = await client.getmany(*wanted, timeout_ms=500)
-        for tp, records in batches.items():
-            for record in records:
-                if record.offset < end[tp]:
-                    yield record
-        wanted = [tp for tp in wanted if await client.position(tp) < end[tp]]
-
-
-async def read_from_start(client: AIOKafkaConsumer, tps: list[TopicPartition]) -> AsyncIterator[Any]:
-    """Every record of these partitions, from their start to their end when the call began."""
-    start = await client.beginning_offsets(tps)
-    end = await client.end_offsets(tps)
-    async for record in read_range(client, start, end):
-        yield record
+        return await reading.partitions(broker, topic)
+    except KafkaUnreachable as exc:
+        raise Unreachable(str(exc)) from None

@@ -4,68 +4,36 @@ from __future__ import annotations
 
 import urllib.error
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import orjson
 
 from streams.core.ledger import Ledger
+from streams.kafka import ledgers
+from streams.kafka.ledgers import LEDGER_TABLES, changelog_topic
+from streams.kafka.reading import KafkaUnreachable
 from streams.tools.localstack import get_json
-from streams.tools.operations import kafka
 from streams.tools.operations.errors import Unreachable
 
-LEDGER_TABLES = ("ledger-select", "ledger-post")
-"""The worker's ledger tables (``streams/worker/app.py``): one ledger per source partition, key ``p{partition}``."""
+__all__ = ["LEDGER_TABLES", "STATS_PATH", "changelog_topic", "from_changelogs", "from_workers", "latest_ledgers"]
 
 STATS_PATH = "/collectors/stats/"
 
 
-def changelog_topic(app_id: str, table: str) -> str:
-    """The topic Faust keeps a table in: ``{app_id}-{table}-changelog``."""
-    return f"{app_id}-{table}-changelog"
-
-
-@dataclass
-class ChangelogLedgers:
-    """Every partition's last ledger, summed; the changelog topics that do not exist (no worker of this app id
-    ever ran); and how many changelog records were read to find them."""
-
-    total: Ledger
-    missing: list[str]
-    records_read: int
-
-
-def ledger_keys(partition: int) -> set[bytes]:
-    """The keys a ledger table's changelog partition holds its ledger under: ``p{partition}``, as Faust's JSON
-    key serializer writes it (and raw, as a producer of its own might)."""
-    key = f"p{partition}"
-    return {orjson.dumps(key), key.encode()}
-
-
-async def latest_ledgers(broker: str, app_id: str) -> ChangelogLedgers:
-    """The ledger tables' last ledgers, read from the end of their changelogs.
-
-    A worker writes the ledger of source partition ``n`` to changelog partition ``n`` under key ``p{n}``, so
-    each changelog partition's last record is its current ledger: the read costs one record per partition
-    (O(tables x partitions)), however long the changelog has grown between compactions.
-    """
-    topics = [changelog_topic(app_id, table) for table in LEDGER_TABLES]
-    found = await kafka.partitions_of(broker, topics)
-    keys = {tp: ledger_keys(tp.partition) for topic in topics for tp in found.get(topic, [])}
-    total = Ledger()
-    latest = kafka.Latest()
-    if keys:
-        async with kafka.consumer(broker) as client:
-            latest = await kafka.read_latest(client, keys)
-    for record in latest.records.values():
-        total.merge_json(None if record.value is None else orjson.loads(record.value))
-    return ChangelogLedgers(total, [topic for topic in topics if topic not in found], latest.read)
+async def latest_ledgers(broker: str, app_id: str) -> ledgers.ChangelogLedgers:
+    """:func:`streams.kafka.ledgers.latest_ledgers` (the funnel read from the changelogs' ends, with the records
+    it read), an unreachable broker reported as the commands report it."""
+    try:
+        return await ledgers.latest_ledgers(broker, app_id)
+    except KafkaUnreachable as exc:
+        raise Unreachable(str(exc)) from None
 
 
 async def from_changelogs(broker: str, app_id: str) -> tuple[Ledger, list[str]]:
-    """The ledgers of every partition, as last written by any worker (running or not), summed; and the
-    changelog topics that do not exist (no worker of this app id ever ran)."""
-    ledgers = await latest_ledgers(broker, app_id)
-    return ledgers.total, ledgers.missing
+    """:func:`streams.kafka.ledgers.from_changelogs`, an unreachable broker reported as the commands report it."""
+    try:
+        return await ledgers.from_changelogs(broker, app_id)
+    except KafkaUnreachable as exc:
+        raise Unreachable(str(exc)) from None
 
 
 def from_workers(urls: Sequence[str]) -> Ledger:
