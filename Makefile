@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint typecheck check kcat clean image compose-test
+.PHONY: demo test bench soak lint typecheck check kcat clean image compose-test
 
 $(STAMP): pyproject.toml
 	@echo "==> installing Collectors into $(VENV) (once)"
@@ -39,6 +39,12 @@ image: $(STAMP)
 ## compose-test: the container test alone (builds the images, runs the stack in Docker)
 compose-test: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider -m container tests/deploy
+
+## soak: one worker under steady load (RATE events/s for MINUTES minutes), sampled into .collectors/soak/
+RATE ?= 1500
+MINUTES ?= 60
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak --rate $(RATE) --minutes $(MINUTES)
 
 lint: $(STAMP)
 	$(BIN)/ruff check streams schemas tests bench
