@@ -40,16 +40,28 @@ def compose() -> dict[str, Any]:
     return document
 
 
+CONTEXT = click.Context(cli)
+
+
+def subcommand(group: click.Command, name: str) -> click.Command | None:
+    """A group's subcommand by name (the CLI loads its commands lazily), None if it has none."""
+    return group.get_command(CONTEXT, name) if isinstance(group, click.Group) else None
+
+
 def walk(command: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], click.Command]]:
     yield path, command
     if isinstance(command, click.Group):
-        for name, sub in command.commands.items():
-            yield from walk(sub, (*path, name))
+        for name in command.list_commands(CONTEXT):
+            sub = subcommand(command, name)
+            if sub is not None:
+                yield from walk(sub, (*path, name))
 
 
 def known_env() -> set[str]:
-    """Every COLLECTORS_* variable something reads: worker settings, CLI options, the image."""
+    """Every COLLECTORS_* variable something reads: worker settings, CLI options, the image, the examples."""
     names = {f"COLLECTORS_{name.upper()}" for name in WorkerSettings.model_fields} | IMAGE_ENV
+    for example in ROOT.joinpath("examples").rglob("*.yaml"):
+        names.update(re.findall(r"\$\{(\w+)", example.read_text()))
     for _path, command in walk(cli):
         for param in command.params:
             envvar = param.envvar
@@ -59,23 +71,24 @@ def known_env() -> set[str]:
 
 def command_exists(args: list[str]) -> bool:
     """Whether `collectors ARGS` names a real command (options after it are not checked here)."""
-    command: click.Command = cli
+    command: click.Command | None = cli
     for word in args:
         if word.startswith("-") or not isinstance(command, click.Group):
             break
-        if word not in command.commands:
+        command = subcommand(command, word)
+        if command is None:
             return False
-        command = command.commands[word]
     return not isinstance(command, click.Group)
 
 
 def command_options(args: list[str]) -> set[str]:
     """The long options of the command `collectors ARGS` names."""
-    command: click.Command = cli
+    command: click.Command | None = cli
     for word in args:
         if word.startswith("-") or not isinstance(command, click.Group):
             break
-        command = command.commands[word]
+        command = subcommand(command, word)
+    assert command is not None, args
     return {opt for param in command.params for opt in getattr(param, "opts", []) if opt.startswith("--")}
 
 
