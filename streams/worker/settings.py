@@ -16,7 +16,10 @@ class WorkerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="COLLECTORS_", extra="forbid")
 
-    app_id: str = Field(default="collectors", description="Faust app id: the consumer group of all workers.")
+    app_id: str = Field(
+        default="collectors",
+        description="The workers' group: workers with the same id share the partitions and the collectors.",
+    )
     broker: str = Field(default="kafka://127.0.0.1:9092", description="Kafka bootstrap, as kafka://host:port.")
     config: Path | None = Field(
         default=None, description="A static collectors file (YAML or JSON), besides the managed collectors."
@@ -74,7 +77,7 @@ class WorkerSettings(BaseSettings):
         default=1_048_576, ge=1024, description="Larger events are dead-lettered without being decoded."
     )
     max_event_depth: int = Field(
-        default=32, ge=4, description="Events nested deeper than this are dead-lettered without being decoded."
+        default=32, ge=4, description="Events whose input data nests deeper than this are dead-lettered."
     )
     http_timeout_s: float = Field(default=10.0, gt=0, description="Each request to a destination times out after this.")
     retry_max_backoff_s: float = Field(
