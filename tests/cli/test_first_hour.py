@@ -130,6 +130,18 @@ def test_validate_accepts_every_example_and_warns_of_unset_keys() -> None:
         assert "PETS_APP_KEY is not set" in result.stderr
 
 
+def test_validate_accepts_what_get_o_yaml_prints_and_warns_a_worker_cannot_run_it(tmp_path: Path) -> None:
+    path = tmp_path / "got.yaml"
+    source = {"model_user_id": "u", "model_app_id": "a", "model_id": "m"}
+    destination = {"base_url": "http://127.0.0.1:1", "user_id": "u", "app_id": "a"}  # no key: apply keeps it
+    collector = {"id": "c", "source": source, "destination": destination, "pre_queue_random_sample": 0.5}
+    path.write_text(yaml.safe_dump({"collectors": [collector]}), encoding="utf-8")
+    result = run("validate", "-f", str(path))
+    assert result.exit_code == 0, result.output
+    assert f"{path}: valid" in result.stdout
+    assert "collector 'c': no key: apply keeps the one stored with it, a worker cannot run it" in result.stderr
+
+
 # --- version, schema ---------------------------------------------------------------------------------
 
 
