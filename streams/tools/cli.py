@@ -189,7 +189,13 @@ def schema_command(out: Path | None) -> None:
 
 
 @main.command()
-@click.option("--kafka-port", default=9092, show_default=True, envvar="COLLECTORS_KAFKA_PORT")
+@click.option(
+    "--kafka-port",
+    default=9092,
+    show_default=True,
+    envvar="COLLECTORS_KAFKA_PORT",
+    help="Port of the demo's Kafka broker (and port + 1) [env COLLECTORS_KAFKA_PORT, for make demo].",
+)
 @click.option("--workdir", default=".collectors/demo", show_default=True, type=click.Path(path_type=Path))
 @click.option(
     "--config",
@@ -203,11 +209,14 @@ def demo(kafka_port: int, workdir: Path, config: Path | None) -> None:
     COLLECTORS_DESTINATION_URL points at it. Nothing is fetched beyond loopback: the sample images are inline.
     """
     from streams.tools.demo import run_demo
+    from streams.tools.localkafka import LocalKafkaError
 
     try:
         posted = run_demo(kafka_port=kafka_port, workdir=workdir, config=config)
     except ConfigError as exc:
         _fail(str(exc), EXIT_USAGE)
+    except LocalKafkaError as exc:
+        _fail(f"{exc}: `collectors demo --kafka-port PORT`, or `COLLECTORS_KAFKA_PORT=PORT make demo`")
     if posted <= 0:
         _fail("the destination received no inputs; see the logs under " + str(workdir))
 

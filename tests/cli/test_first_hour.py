@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -140,6 +141,18 @@ def test_validate_accepts_what_get_o_yaml_prints_and_warns_a_worker_cannot_run_i
     assert result.exit_code == 0, result.output
     assert f"{path}: valid" in result.stdout
     assert "collector 'c': no key: apply keeps the one stored with it, a worker cannot run it" in result.stderr
+
+
+def test_demo_on_a_taken_port_says_how_to_pick_another(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("demo", "--kafka-port", str(port), "--workdir", str(tmp_path / "demo"))
+    assert result.exit_code == 1, result.output
+    assert f"127.0.0.1:{port} is already in use" in result.stderr
+    assert "COLLECTORS_KAFKA_PORT=PORT make demo" in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
 # --- version, schema ---------------------------------------------------------------------------------
