@@ -109,8 +109,15 @@ def worker(**options: Any) -> None:
     default=contexts.default("broker", "kafka://127.0.0.1:9092"),
     show_default="kafka://127.0.0.1:9092, or the context's",
     envvar="COLLECTORS_BROKER",
+    help="Kafka bootstrap [env COLLECTORS_BROKER].",
 )
-@click.option("--topic", default="predictions", show_default=True, envvar="COLLECTORS_PREDICTIONS_TOPIC")
+@click.option(
+    "--topic",
+    default="predictions",
+    show_default=True,
+    envvar="COLLECTORS_PREDICTIONS_TOPIC",
+    help="The predictions topic [env COLLECTORS_PREDICTIONS_TOPIC].",
+)
 def produce(events_file: Any, broker: str, topic: str) -> None:
     """Publish prediction events (one JSON per line, sent as they are) to the predictions topic."""
     from streams.kafka.producing import publish_lines
@@ -126,7 +133,13 @@ def produce(events_file: Any, broker: str, topic: str) -> None:
 
 
 @main.command()
-@click.option("--config", "config", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--config",
+    "config",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A collectors file (YAML or JSON).",
+)
 @click.option("--events", "events_file", required=True, type=click.File("rb"), help="JSON lines; - for stdin.")
 @click.option("--offline", is_flag=True, help="Fetch nothing: image steps let inputs given by URL through, unjudged.")
 @click.option("--wide", is_flag=True, help="A column per workflow step (the default fits 100 columns).")
@@ -196,7 +209,13 @@ def schema_command(out: Path | None) -> None:
     envvar="COLLECTORS_KAFKA_PORT",
     help="Port of the demo's Kafka broker (and port + 1) [env COLLECTORS_KAFKA_PORT, for make demo].",
 )
-@click.option("--workdir", default=".collectors/demo", show_default=True, type=click.Path(path_type=Path))
+@click.option(
+    "--workdir",
+    default=".collectors/demo",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="The demo's database and logs (emptied at start).",
+)
 @click.option(
     "--config",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),

@@ -28,8 +28,20 @@ def tap() -> None:
     help="The upstream's gRPC address, host:port (plain) or https://host[:port] (TLS); needed with --grpc-port.",
 )
 @click.option("--auth-url", help="Where MyScopes tells who a key belongs to (GET /v2/myscopes). [default: --upstream]")
-@click.option("--broker", default="kafka://127.0.0.1:9092", show_default=True, envvar="COLLECTORS_BROKER")
-@click.option("--topic", default="predictions", show_default=True, envvar="COLLECTORS_PREDICTIONS_TOPIC")
+@click.option(
+    "--broker",
+    default="kafka://127.0.0.1:9092",
+    show_default=True,
+    envvar="COLLECTORS_BROKER",
+    help="Kafka bootstrap [env COLLECTORS_BROKER].",
+)
+@click.option(
+    "--topic",
+    default="predictions",
+    show_default=True,
+    envvar="COLLECTORS_PREDICTIONS_TOPIC",
+    help="Where the events go; it must exist [env COLLECTORS_PREDICTIONS_TOPIC].",
+)
 @click.option("--queue-records", default=10_000, show_default=True, type=click.IntRange(1), help="Events held at most.")
 @click.option(
     "--queue-bytes", default=64 * 1024 * 1024, show_default=True, type=click.IntRange(1), help="Bytes held at most."

@@ -557,6 +557,7 @@ def control() -> None:
     default=contexts.default("broker", "kafka://127.0.0.1:9092"),
     show_default="kafka://127.0.0.1:9092, or the context's",
     envvar="COLLECTORS_BROKER",
+    help="Kafka bootstrap [env COLLECTORS_BROKER].",
 )
 @click.option(
     "--control-topic",
