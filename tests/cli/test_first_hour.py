@@ -12,6 +12,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+import click
 import orjson
 import pytest
 import yaml
@@ -153,6 +154,22 @@ def test_demo_on_a_taken_port_says_how_to_pick_another(tmp_path: Path) -> None:
     assert f"127.0.0.1:{port} is already in use" in result.stderr
     assert "COLLECTORS_KAFKA_PORT=PORT make demo" in result.stderr
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def _commands(command: click.Command, path: str) -> list[tuple[str, click.Command]]:
+    if isinstance(command, click.Group):
+        return [pair for name, sub in command.commands.items() for pair in _commands(sub, f"{path} {name}")]
+    return [(path, command)]
+
+
+def test_every_option_of_every_command_says_what_it_does() -> None:
+    silent = [
+        f"{path} {param.opts[0]}"
+        for path, command in _commands(main, "collectors")
+        for param in command.params
+        if isinstance(param, click.Option) and not param.help and "--help" not in param.opts
+    ]
+    assert not silent, "options without a help line: " + ", ".join(silent)
 
 
 # --- version, schema ---------------------------------------------------------------------------------
