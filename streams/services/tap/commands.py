@@ -21,7 +21,11 @@ def tap() -> None:
 @click.option("--upstream", required=True, help="Base URL of the model API to stand in front of (REST).")
 @click.option("--port", default=8070, show_default=True, type=click.IntRange(0, 65535), help="0 = any free port.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--grpc-port", type=click.IntRange(0, 65535), help="Also serve gRPC (V2/PostModelOutputs) here.")
+@click.option(
+    "--grpc-port",
+    type=click.IntRange(0, 65535),
+    help="Also serve gRPC here (service clarifai.api.V2: every call passed on, PostModelOutputs tapped).",
+)
 @click.option(
     "--upstream-grpc",
     metavar="TARGET",
