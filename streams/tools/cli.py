@@ -42,14 +42,31 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 @main.command()
-@click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path), help="Collectors file.")
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A static collectors file (YAML or JSON), run besides the managed collectors [env COLLECTORS_CONFIG].",
+)
 @click.option("--broker", help="Kafka bootstrap, kafka://host:port [env COLLECTORS_BROKER].")
 @click.option("--web-port", type=int, help="Port of the worker's web server [env COLLECTORS_WEB_PORT].")
 @click.option("--app-id", help="Consumer group shared by all workers [env COLLECTORS_APP_ID].")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Worker state directory.")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Log level.")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The worker's local state [env COLLECTORS_DATA_DIR].",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    help="Log level [env COLLECTORS_LOG_LEVEL; default: info].",
+)
 @click.option("--control-topic", help="Compacted topic of managed collectors [env COLLECTORS_CONTROL_TOPIC].")
-@click.option("--log-format", type=click.Choice(["text", "json"]), help="json: a JSON object a line.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    help="json: one JSON object per line [env COLLECTORS_LOG_FORMAT].",
+)
 @click.option(
     "--worker-id",
     help="Stable name of this worker, unique in the group: a restart with it costs no rebalance (static "
