@@ -36,6 +36,14 @@ def main(context: str | None) -> None:
     del context  # read by the commands, through streams.tools.contexts
 
 
+def _setting_problem(error: Any) -> str:
+    """A worker setting's validation error, named by its variable (an option of the same name sets it too)."""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if not error["loc"]:
+        return message
+    return f"COLLECTORS_{str(error['loc'][0]).upper()}: {message}, got {error['input']!r}"
+
+
 def _fail(message: str, code: int = 1) -> None:
     click.secho(f"error: {message}", fg="red", err=True)
     sys.exit(code)
@@ -93,7 +101,7 @@ def worker(**options: Any) -> None:
     try:
         settings = WorkerSettings(**overrides)
     except ValidationError as exc:
-        _fail(f"invalid worker settings: {exc}", EXIT_USAGE)
+        _fail("invalid worker settings: " + "; ".join(_setting_problem(error) for error in exc.errors()), EXIT_USAGE)
     try:
         partitions = asyncio.run(prepare_topics(settings))
     except ConnectionError as exc:

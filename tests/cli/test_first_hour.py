@@ -172,6 +172,13 @@ def test_every_option_of_every_command_says_what_it_does() -> None:
     assert not silent, "options without a help line: " + ", ".join(silent)
 
 
+def test_an_invalid_worker_setting_is_named_by_its_variable() -> None:
+    result = run("worker", env={"COLLECTORS_PARTITIONS": "0", "COLLECTORS_POST_CONCURRENCY": "many"})
+    assert result.exit_code == 2, result.output
+    assert "COLLECTORS_PARTITIONS: Input should be greater than or equal to 1, got '0'" in result.stderr
+    assert "COLLECTORS_POST_CONCURRENCY: Input should be a valid integer" in result.stderr
+
+
 # --- version, schema ---------------------------------------------------------------------------------
 
 
