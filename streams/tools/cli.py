@@ -12,13 +12,32 @@ from typing import Any
 import click
 import orjson
 
-from streams.core.config import ConfigError
-from streams.core.workflows import WorkflowError
 from streams.tools import contexts
 from streams.tools.exits import EXIT_UNREACHABLE, EXIT_USAGE
+from streams.tools.lazy import LazyGroup
+
+_MANAGE = "streams.tools.manage.commands"
+_OPERATIONS = "streams.tools.operations.commands"
+LAZY_COMMANDS = {
+    "kafka": "streams.tools.localkafka.commands:kafka",
+    "destination": "streams.services.destination.commands:destination",
+    "model": "streams.services.model.commands:model",
+    "tap": "streams.services.tap.commands:tap",
+    "control": f"{_MANAGE}:control",
+    "diff": f"{_MANAGE}:diff",
+    "config": "streams.tools.config_commands:config",
+    "validate": "streams.tools.validate:validate",
+    **{name: f"{_MANAGE}:{name}" for name in ("create", "apply", "get", "patch", "delete", "pause", "resume")},
+    "list": f"{_MANAGE}:list_command",
+    "stats": f"{_OPERATIONS}:stats_command",
+    "dlq": f"{_OPERATIONS}:dlq",
+    "backfill": f"{_OPERATIONS}:backfill_command",
+    "tail": f"{_OPERATIONS}:tail_command",
+}
+"""The commands of other packages (``module:attribute``), imported when one of them is run."""
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, lazy=LAZY_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="collectors", prog_name="collectors", message="%(prog)s %(version)s")
 @click.option(
     "--context",
@@ -87,8 +106,9 @@ def worker(**options: Any) -> None:
     """
     from pydantic import ValidationError
 
-    from streams.core.config import load_index
+    from streams.core.config import ConfigError, load_index
     from streams.core.logformat import LogFormat
+    from streams.core.workflows import WorkflowError
     from streams.worker.app import create_app
     from streams.worker.faust_tuning import Worker
     from streams.worker.settings import WorkerSettings
@@ -176,8 +196,10 @@ def simulate(config: Path, events_file: Any, offline: bool, wide: bool, as_json:
     would; with --offline they fetch nothing and count those inputs as not judged. Inline (base64) images
     are always judged. Progress goes to stderr.
     """
+    from streams.core.config import ConfigError
     from streams.core.simulate import fetching_steps, offline_index
     from streams.core.simulate import simulate as run
+    from streams.core.workflows import WorkflowError
     from streams.tools.progress import progress
 
     try:
@@ -252,6 +274,7 @@ def demo(kafka_port: int, workdir: Path, config: Path | None) -> None:
     The destination gets an app and a key for each collector's destination (the key in its key_env), and
     COLLECTORS_DESTINATION_URL points at it. Nothing is fetched beyond loopback: the sample images are inline.
     """
+    from streams.core.config import ConfigError
     from streams.tools.demo import run_demo
     from streams.tools.localkafka import LocalKafkaError
 
@@ -263,34 +286,3 @@ def demo(kafka_port: int, workdir: Path, config: Path | None) -> None:
         _fail(f"{exc}: `collectors demo --kafka-port PORT`, or `COLLECTORS_KAFKA_PORT=PORT make demo`")
     if posted <= 0:
         _fail("the destination received no inputs; see the logs under " + str(workdir))
-
-
-def _register_groups() -> None:
-    from streams.services.destination.commands import destination
-    from streams.services.model.commands import model
-    from streams.services.tap.commands import tap
-    from streams.tools.config_commands import config
-    from streams.tools.localkafka.commands import kafka
-    from streams.tools.manage.commands import MANAGEMENT_COMMANDS, control, diff
-    from streams.tools.validate import validate
-
-    main.add_command(config)
-    main.add_command(validate)
-    main.add_command(diff)
-    main.add_command(kafka)
-    main.add_command(destination)
-    main.add_command(control)
-    main.add_command(model)
-    main.add_command(tap)
-    for command in MANAGEMENT_COMMANDS:
-        main.add_command(command)
-
-    from streams.tools.operations.commands import backfill_command, dlq, stats_command, tail_command
-
-    main.add_command(stats_command)
-    main.add_command(dlq)
-    main.add_command(backfill_command)
-    main.add_command(tail_command)
-
-
-_register_groups()

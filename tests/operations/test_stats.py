@@ -9,16 +9,31 @@ import sys
 
 import orjson
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from streams.tools.localkafka.broker import LocalKafka
 from streams.tools.localstack import get_json, wait_settled, worker_stats
 from streams.tools.operations.commands import stats_command
 from streams.tools.operations.errors import EXIT_UNREACHABLE
+from streams.tools.operations.stats import LEDGER_TABLES, changelog_topic
 from streams.tools.samples.generate import events
+from streams.worker.membership import CHANGELOG_CONFIG
 
 from .support import config, invoke, invoke_json
 
 pytestmark = pytest.mark.kafka
+
+
+async def _topic_config(broker: str, topic: str) -> dict[str, str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker)
+    await admin.start()
+    try:
+        (response,) = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    finally:
+        await admin.close()
+    (resource,) = response.resources
+    return {entry[0]: entry[1] for entry in resource[4]}
 
 
 async def test_stats_from_changelogs_equal_the_workers_endpoint(
@@ -45,6 +60,10 @@ async def test_stats_from_changelogs_equal_the_workers_endpoint(
     assert (from_kafka["balanced"], from_kafka["pending"], from_kafka["problems"]) == (True, 0, [])
     assert settled["events"]["events"] == len(lines)
     assert sum(c.get("posted", 0) for c in settled["collectors"].values()) == len(destination.input_ids("ann", "pets"))
+
+    for table in LEDGER_TABLES:  # compacted promptly: a worker taking a partition over recovers a few records
+        configs = await _topic_config(kafka.bootstrap_servers, changelog_topic(unique, table))
+        assert {name: configs[name] for name in CHANGELOG_CONFIG} == {k: str(v) for k, v in CHANGELOG_CONFIG.items()}
 
     from_worker = await invoke_json(stats_command, ["--worker", worker.url])
     assert {k: from_worker[k] for k in ("events", "totals", "collectors")} == settled

@@ -6,7 +6,7 @@ import asyncio
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import orjson
@@ -15,12 +15,15 @@ from streams.core.ledger import Ledger
 from streams.tools import contexts
 from streams.tools.display import funnel_table
 from streams.tools.exits import EXIT_FAILURE
-from streams.tools.operations import balance, kafka, letters, stats
-from streams.tools.operations.backfill import as_active, backfill, parse_timestamp, window
+from streams.tools.operations import balance, kafka, stats
 from streams.tools.operations.errors import UsageProblem
-from streams.tools.operations.posting import Tally
-from streams.tools.operations.targets import find, load_collectors, refuse_if_paused_by_error
 from streams.tools.progress import progress
+
+if TYPE_CHECKING:
+    from streams.tools.operations.posting import Tally
+
+# The dead-letter and backfill commands import what they use (the collectors' workflows, the poster) when
+# they run: `collectors stats` starts without loading them.
 
 DEFAULT_BROKER = "kafka://127.0.0.1:9092"
 broker_option = click.option(
@@ -145,6 +148,8 @@ def dlq() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def dlq_list(broker: str, topic: str, as_json: bool) -> None:
     """Dead letters by collector, reason and replayability, with counts and the oldest and newest."""
+    from streams.tools.operations import letters
+
     found = letters.group(asyncio.run(letters.read_letters(broker, topic)))
     if as_json:
         document = {"topic": topic, "total": sum(g.count for g in found), "groups": [g.to_json() for g in found]}
@@ -190,6 +195,9 @@ async def _replay(
     dry_run: bool,
     force: bool,
 ) -> None:
+    from streams.tools.operations import letters
+    from streams.tools.operations.targets import find, load_collectors, refuse_if_paused_by_error
+
     index, errors = await load_collectors(broker, control_topic, config)
     found = await letters.read_letters(broker, topic)
     if collector_id is not None:
@@ -253,6 +261,8 @@ def backfill_command(
     Times are the records' Kafka timestamps. Idempotent: the input ids are the ones the worker posts, so
     inputs already there are answered as duplicates.
     """
+    from streams.tools.operations.backfill import parse_timestamp
+
     since_ms = parse_timestamp(since)
     until_ms = None if until is None else parse_timestamp(until)
     if until_ms is not None and until_ms <= since_ms:
@@ -281,6 +291,9 @@ async def _backfill(
     dry_run: bool,
     force: bool,
 ) -> tuple[Ledger, str]:
+    from streams.tools.operations.backfill import as_active, backfill, window
+    from streams.tools.operations.targets import find, load_collectors, refuse_if_paused_by_error
+
     index, errors = await load_collectors(broker, control_topic, config)
     collector = find(index, errors, collector_id)
     refuse_if_paused_by_error(collector, force)
