@@ -55,20 +55,45 @@ def main(context: str | None) -> None:
     del context  # read by the commands, through streams.tools.contexts
 
 
+def _setting_problem(error: Any) -> str:
+    """A worker setting's validation error, named by its variable (an option of the same name sets it too)."""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if not error["loc"]:
+        return message
+    return f"COLLECTORS_{str(error['loc'][0]).upper()}: {message}, got {error['input']!r}"
+
+
 def _fail(message: str, code: int = 1) -> None:
     click.secho(f"error: {message}", fg="red", err=True)
     sys.exit(code)
 
 
 @main.command()
-@click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path), help="Collectors file.")
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A static collectors file (YAML or JSON), run besides the managed collectors [env COLLECTORS_CONFIG].",
+)
 @click.option("--broker", help="Kafka bootstrap, kafka://host:port [env COLLECTORS_BROKER].")
 @click.option("--web-port", type=int, help="Port of the worker's web server [env COLLECTORS_WEB_PORT].")
 @click.option("--app-id", help="Consumer group shared by all workers [env COLLECTORS_APP_ID].")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Worker state directory.")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Log level.")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The worker's local state [env COLLECTORS_DATA_DIR].",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    help="Log level [env COLLECTORS_LOG_LEVEL; default: info].",
+)
 @click.option("--control-topic", help="Compacted topic of managed collectors [env COLLECTORS_CONTROL_TOPIC].")
-@click.option("--log-format", type=click.Choice(["text", "json"]), help="json: a JSON object a line.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    help="json: one JSON object per line [env COLLECTORS_LOG_FORMAT].",
+)
 @click.option(
     "--worker-id",
     help="Stable name of this worker, unique in the group: a restart with it costs no rebalance (static "
@@ -96,7 +121,7 @@ def worker(**options: Any) -> None:
     try:
         settings = WorkerSettings(**overrides)
     except ValidationError as exc:
-        _fail(f"invalid worker settings: {exc}", EXIT_USAGE)
+        _fail("invalid worker settings: " + "; ".join(_setting_problem(error) for error in exc.errors()), EXIT_USAGE)
     try:
         partitions = asyncio.run(prepare_topics(settings))
     except ConnectionError as exc:
@@ -129,8 +154,15 @@ def worker(**options: Any) -> None:
     default=contexts.default("broker", "kafka://127.0.0.1:9092"),
     show_default="kafka://127.0.0.1:9092, or the context's",
     envvar="COLLECTORS_BROKER",
+    help="Kafka bootstrap [env COLLECTORS_BROKER].",
 )
-@click.option("--topic", default="predictions", show_default=True, envvar="COLLECTORS_PREDICTIONS_TOPIC")
+@click.option(
+    "--topic",
+    default="predictions",
+    show_default=True,
+    envvar="COLLECTORS_PREDICTIONS_TOPIC",
+    help="The predictions topic [env COLLECTORS_PREDICTIONS_TOPIC].",
+)
 def produce(events_file: Any, broker: str, topic: str) -> None:
     """Publish prediction events (one JSON per line, sent as they are) to the predictions topic."""
     from streams.kafka.producing import publish_lines
@@ -146,7 +178,13 @@ def produce(events_file: Any, broker: str, topic: str) -> None:
 
 
 @main.command()
-@click.option("--config", "config", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--config",
+    "config",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A collectors file (YAML or JSON).",
+)
 @click.option("--events", "events_file", required=True, type=click.File("rb"), help="JSON lines; - for stdin.")
 @click.option("--offline", is_flag=True, help="Fetch nothing: image steps let inputs given by URL through, unjudged.")
 @click.option("--wide", is_flag=True, help="A column per workflow step (the default fits 100 columns).")
@@ -211,8 +249,20 @@ def schema_command(out: Path | None) -> None:
 
 
 @main.command()
-@click.option("--kafka-port", default=9092, show_default=True, envvar="COLLECTORS_KAFKA_PORT")
-@click.option("--workdir", default=".collectors/demo", show_default=True, type=click.Path(path_type=Path))
+@click.option(
+    "--kafka-port",
+    default=9092,
+    show_default=True,
+    envvar="COLLECTORS_KAFKA_PORT",
+    help="Port of the demo's Kafka broker (and port + 1) [env COLLECTORS_KAFKA_PORT, for make demo].",
+)
+@click.option(
+    "--workdir",
+    default=".collectors/demo",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="The demo's database and logs (emptied at start).",
+)
 @click.option(
     "--config",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -226,10 +276,13 @@ def demo(kafka_port: int, workdir: Path, config: Path | None) -> None:
     """
     from streams.core.config import ConfigError
     from streams.tools.demo import run_demo
+    from streams.tools.localkafka import LocalKafkaError
 
     try:
         posted = run_demo(kafka_port=kafka_port, workdir=workdir, config=config)
     except ConfigError as exc:
         _fail(str(exc), EXIT_USAGE)
+    except LocalKafkaError as exc:
+        _fail(f"{exc}: `collectors demo --kafka-port PORT`, or `COLLECTORS_KAFKA_PORT=PORT make demo`")
     if posted <= 0:
         _fail("the destination received no inputs; see the logs under " + str(workdir))

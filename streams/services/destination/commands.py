@@ -228,8 +228,8 @@ def inputs() -> None:
 @inputs.command("list")
 @click.argument("user_id")
 @click.argument("app_id")
-@click.option("--page", default=1, show_default=True, type=click.IntRange(min=1))
-@click.option("--per-page", default=128, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--page", default=1, show_default=True, type=click.IntRange(min=1), help="Page, from 1.")
+@click.option("--per-page", default=128, show_default=True, type=click.IntRange(1, 1000), help="Inputs per page.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @db_option
 def inputs_list(user_id: str, app_id: str, page: int, per_page: int, as_json: bool, db: str) -> None:

@@ -507,10 +507,14 @@ MANAGEMENT_COMMANDS: tuple[click.Command, ...] = (create, apply, list_command, g
 
 def watched_options(func: F) -> F:
     """The workers whose funnels the page shows: their app id and topics (the workers' own settings)."""
-    page = "the workers' {}, for the funnel page at GET /"
+    page = "The workers' {}, for the funnel page at GET /."
     options = [
         click.option(
-            "--app-id", default="collectors", show_default=True, envvar="COLLECTORS_APP_ID", help=page.format("app id")
+            "--app-id",
+            default=contexts.default("app_id", "collectors"),
+            show_default="collectors, or the context's",
+            envvar="COLLECTORS_APP_ID",
+            help=page.format("app id"),
         ),
         click.option(
             "--predictions-topic",
@@ -553,8 +557,17 @@ def control() -> None:
     default=contexts.default("broker", "kafka://127.0.0.1:9092"),
     show_default="kafka://127.0.0.1:9092, or the context's",
     envvar="COLLECTORS_BROKER",
+    help="Kafka bootstrap [env COLLECTORS_BROKER].",
 )
-@click.option("--topic", default=CONTROL_TOPIC, show_default=True, envvar="COLLECTORS_CONTROL_TOPIC")
+@click.option(
+    "--control-topic",
+    "--topic",
+    "topic",
+    default=CONTROL_TOPIC,
+    show_default=True,
+    envvar="COLLECTORS_CONTROL_TOPIC",
+    help="The compacted topic collectors are stored in (the workers' --control-topic).",
+)
 @click.option(
     "--auth-url",
     required=True,
