@@ -57,4 +57,6 @@ def test_imports_point_down(module: str, path: Path) -> None:
 def test_the_core_needs_no_faust() -> None:
     for module, path in modules():
         if layer_of(module) == LAYERS["streams.core"]:
-            assert not {name for name in imports_of(path) if name.split(".")[0] in {"faust", "mode", "aiokafka"}}, module
+            assert not {name for name in imports_of(path) if name.split(".")[0] in {"faust", "mode", "aiokafka"}}, (
+                module
+            )

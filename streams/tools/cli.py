@@ -6,7 +6,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 import orjson
@@ -15,15 +15,31 @@ from streams.core.config import ConfigError
 from streams.core.workflows import WorkflowError
 from streams.tools.exits import EXIT_UNREACHABLE, EXIT_USAGE
 
+if TYPE_CHECKING:
+    from streams.core.secrets import SecretBox
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Collectors: turn live prediction traffic on Kafka into training data."""
 
 
-def _fail(message: str, code: int = 1) -> None:
-    click.secho(f"error: {message}", fg="red", err=True)
+def _fail(message: str, code: int = 1) -> NoReturn:
+    from streams.core.secrets import KEY_REDACTION
+
+    click.secho(f"error: {KEY_REDACTION.scrub(message)}", fg="red", err=True)
     sys.exit(code)
+
+
+def _secret_box() -> SecretBox:
+    """The deployment's secrets, with redaction of the keys they open installed; exit 2 when none is given."""
+    from streams.core.secrets import SecretError, install_redaction, load_box
+
+    install_redaction()
+    try:
+        return load_box()
+    except SecretError as exc:
+        _fail(str(exc), EXIT_USAGE)
 
 
 @main.command()
@@ -34,19 +50,33 @@ def _fail(message: str, code: int = 1) -> None:
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Worker state directory.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Log level.")
 @click.option("--control-topic", help="Compacted topic of managed collectors [env COLLECTORS_CONTROL_TOPIC].")
+@click.option(
+    "--allowed-destination",
+    "allowed_destinations",
+    multiple=True,
+    help="A base URL stored collectors may post to; repeatable [env COLLECTORS_ALLOWED_DESTINATIONS].",
+)
 def worker(**options: Any) -> None:
     """Run a Faust worker: select from the predictions topic, post to destinations.
 
-    Start more workers with the same --app-id to spread the topic's partitions over them.
+    Start more workers with the same --app-id to spread the topic's partitions over them. The keys of managed
+    collectors are opened with COLLECTORS_SECRET_KEY or COLLECTORS_SECRET_KEY_FILE (required).
     """
+    from streams.core.allowlist import AllowListError
     from streams.core.config import load_index
-    from streams.worker.app import create_app
+    from streams.worker.app import allowed_destinations, create_app
     from streams.worker.faust_tuning import Worker
     from streams.worker.settings import WorkerSettings
     from streams.worker.topics import TopicLayoutError, prepare_topics
 
+    box = _secret_box()
+    options["allowed_destinations"] = ",".join(options["allowed_destinations"]) or None
     overrides = {k: v for k, v in options.items() if v is not None}
     settings = WorkerSettings(**overrides)
+    try:
+        allowed_destinations(settings)
+    except AllowListError as exc:
+        _fail(str(exc), EXIT_USAGE)
     try:
         partitions = asyncio.run(prepare_topics(settings))
     except ConnectionError as exc:
@@ -60,7 +90,7 @@ def worker(**options: Any) -> None:
             static = list(load_index(settings.config))
         except (ConfigError, WorkflowError) as exc:
             _fail(str(exc), EXIT_USAGE)
-    app, _runtime = create_app(settings, static)
+    app, _runtime = create_app(settings, box, static)
     click.echo(
         f"worker {settings.app_id}: {len(static)} collectors from a file, managed ones from the topic "
         f"{settings.control_topic}; broker {settings.broker}; "
@@ -153,6 +183,9 @@ def _register_groups() -> None:
         main.add_command(command)
 
     from streams.tools.operations.commands import backfill_command, dlq, stats_command, tail_command
+    from streams.tools.secrets_commands import secrets
+
+    main.add_command(secrets)
 
     main.add_command(stats_command)
     main.add_command(dlq)

@@ -22,6 +22,16 @@ from typing import Any
 import orjson
 
 from streams.core.ledger import Ledger
+from streams.core.secrets import ENV_SECRET, ENV_SECRET_FILE, generate_secret
+
+_SECRET = generate_secret()
+"""The secret of the processes this process starts, unless its environment gives one: they share it."""
+
+
+def secret_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The secret processes started from here seal keys with: the environment's, or one made for this run."""
+    given = {**os.environ, **(env or {})}
+    return {} if given.get(ENV_SECRET) or given.get(ENV_SECRET_FILE) else {ENV_SECRET: _SECRET}
 
 
 def free_port() -> int:
@@ -94,7 +104,7 @@ def _spawn(args: list[str], log: Path, env: Mapping[str, str] | None = None) -> 
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, **secret_env(env), **(env or {})},
         )
 
 

@@ -25,8 +25,17 @@ class WorkerSettings(BaseSettings):
     dead_letter_topic: str = "collectors-dead-letters"
     control_topic: str = Field(default="collectors-control", description="Compacted topic of managed collectors.")
     partitions: int = Field(default=4, ge=1, description="Partitions of the topics the worker creates.")
-    web_host: str = "127.0.0.1"
+    web_host: str = Field(
+        default="127.0.0.1",
+        description="Address the web server binds (loopback: only this host reads the funnels and collectors;"
+        " 0.0.0.0 exposes them to the network).",
+    )
     web_port: int = 6066
+    allowed_destinations: str = Field(
+        default="",
+        description="Comma-separated base URLs the control topic's collectors may post to; a collector naming"
+        " another is paused with its reason. Empty: any (set it in production, as the management API's list).",
+    )
     data_dir: Path = Path(".collectors/worker")
     stream_buffer_maxsize: int = Field(
         default=20_000,

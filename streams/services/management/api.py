@@ -5,7 +5,10 @@ Every call is authorised by the destination service (MyScopes): the caller's key
 the path and cover the app. A write is validated whole (fields, references, workflow compilation, each
 collector's post key at its destination) before anything is written; then the API waits until its control
 reader has read the records back, so a read right after a write sees it. Keys are stored in the topic and
-never returned: responses show ``destination.key`` redacted. docs/API.md documents every call and code.
+never returned: responses show ``destination.key`` redacted. Keys are sealed with the deployment's secret before
+they are written (``streams/core/secrets.py``), destinations must be on the allow-list before anything is asked of
+them, and bodies and request rates are bounded (``guard.py``). docs/API.md documents every call and code;
+docs/SECURITY.md what is protected and how.
 """
 
 from __future__ import annotations
@@ -26,12 +29,24 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from schemas.collectors import Collector, Workflow
 from schemas.management import StoredCollector, StoredWorkflow, collector_key, workflow_key
+from streams.core.allowlist import AllowedDestinations
 from streams.core.clock import utc_now
 from streams.core.routing import compile_collector
+from streams.core.secrets import (
+    KEY_REDACTION,
+    SecretBox,
+    Undecryptable,
+    load_box,
+    open_document,
+    redact,
+    resealed,
+    seal_document,
+    without_key,
+)
 from streams.core.workflows import WorkflowError, compile_nodes
-from streams.delivery.poster import redact
 from streams.kafka.control_topic import ControlReader, ControlWriter
 from streams.services.management.auth import KeyIntrospection, Unreachable, caller_problem, header_key
+from streams.services.management.guard import CONN_THROTTLED, REQUEST_TOO_LARGE, Limits, guard_middleware
 from streams.services.management.openapi import openapi_document
 
 log = logging.getLogger(__name__)
@@ -60,6 +75,9 @@ class ControlCode(IntEnum):
     IN_USE = 24005
     UPSTREAM_UNREACHABLE = 24006
     STORE_UNAVAILABLE = 24007
+    CONN_THROTTLED = CONN_THROTTLED
+    DESTINATION_NOT_ALLOWED = 24008
+    REQUEST_TOO_LARGE = REQUEST_TOO_LARGE
 
 
 class Refusal(Exception):
@@ -93,8 +111,8 @@ def _ok(**extra: Any) -> web.Response:
 # --- stored documents and their views ---------------------------------------------------------------------
 
 
-def stored_document(stored: StoredCollector | StoredWorkflow) -> dict[str, Any]:
-    """The record written to the control topic: the stored model as JSON, a collector's key in clear."""
+def clear_document(stored: StoredCollector | StoredWorkflow) -> dict[str, Any]:
+    """The stored model as JSON, a collector's key in clear (never written as it is: see :func:`seal_document`)."""
     document = stored.model_dump(mode="json")
     if isinstance(stored, StoredCollector) and stored.collector.destination.key is not None:
         document["collector"]["destination"]["key"] = stored.collector.destination.key.get_secret_value()
@@ -121,7 +139,7 @@ def workflow_view(stored: StoredWorkflow) -> dict[str, Any]:
 
 def _same_content(old: StoredCollector | StoredWorkflow, new: StoredCollector | StoredWorkflow) -> bool:
     """Whether an overwrite changes nothing but ``modified_at`` (then nothing is written)."""
-    return {**stored_document(old), "modified_at": ""} == {**stored_document(new), "modified_at": ""}
+    return {**clear_document(old), "modified_at": ""} == {**clear_document(new), "modified_at": ""}
 
 
 # --- the control topic as a store --------------------------------------------------------------------------
@@ -131,7 +149,8 @@ class Catalog:
     """Collectors and workflows of every app: read from a running :class:`ControlReader`, written through a
     :class:`ControlWriter`; writes of one app are serialised so checks and writes cannot interleave."""
 
-    def __init__(self, bootstrap: str, topic: str, *, read_wait_s: float = 10.0) -> None:
+    def __init__(self, bootstrap: str, topic: str, box: SecretBox, *, read_wait_s: float = 10.0) -> None:
+        self.box = box
         self._writer = ControlWriter(bootstrap, topic)
         self._reader = ControlReader(bootstrap, topic, on_change=self._on_change)
         self._changed = asyncio.Event()
@@ -165,15 +184,34 @@ class Catalog:
         found: dict[str, Stored] = {}
         for key in sorted(k for k in state if k.startswith(prefix)):
             try:
-                found[key.removeprefix(prefix)] = model.model_validate(state[key])
+                found[key.removeprefix(prefix)] = model.model_validate(self._opened(state[key]))
             except ValidationError as exc:  # logged without the rejected values: they may hold a key
                 log.warning(
                     "control record %s is not a valid %s; ignored (%s)", key, model.__name__, _field_errors(exc, "")
                 )
         return found
 
+    def _opened(self, document: dict[str, Any]) -> dict[str, Any]:
+        """A stored document with its key opened; keyless, with why, when no configured secret opens it."""
+        try:
+            return open_document(document, self.box)
+        except Undecryptable as exc:
+            keyless = without_key(document)
+            keyless["collector"]["destination"]["key"] = ""
+            return {**keyless, "last_error": f"cannot post: {exc}"}
+
+    def sealed(self, key: str) -> bool:
+        """Whether the stored record under ``key`` needs no sealing (sealed with the newest secret, or keyless)."""
+        document = self._reader.state.get(key)
+        try:
+            return document is None or resealed(document, self.box) is None
+        except Undecryptable:
+            return True  # only a new key can fix it
+
     async def write(self, records: Sequence[tuple[str, dict[str, Any] | None]]) -> None:
-        """Write the records (None deletes), then wait until the reader has read them back."""
+        """Write the records (None deletes; collectors' keys are sealed), then wait until the reader has read
+        them back."""
+        records = [(key, None if value is None else seal_document(value, self.box)) for key, value in records]
         try:
             for key, value in records:
                 await self._writer.put(key, value)
@@ -201,6 +239,8 @@ class Catalog:
 
 
 CATALOG = web.AppKey("catalog", Catalog)
+ALLOWED = web.AppKey("allowed", AllowedDestinations)
+ALLOW_OPTION = "`collectors control serve --allowed-destination URL` (or COLLECTORS_ALLOWED_DESTINATIONS)"
 KEYS = web.AppKey("keys", KeyIntrospection)
 AUTH_URL = web.AppKey("auth_url", str)
 OPENAPI = web.AppKey("openapi", bytes)
@@ -236,6 +276,7 @@ async def _authorize(request: web.Request) -> None:
             "API key not found",
             f"key {redact(clear_key)} is unknown or revoked at {auth_url}; use a valid key of the app's owner",
         )
+    KEY_REDACTION.remember(clear_key)
     problem = caller_problem(record, user_id, app_id)
     if problem is not None:
         raise Refusal(403, ControlCode.CONN_INSUFFICIENT_SCOPES, "API key is for another app", problem)
@@ -439,6 +480,21 @@ def _parse_workflow(raw: Any, where: str) -> Workflow:
     return workflow
 
 
+def _check_destinations(request: web.Request, collectors: Sequence[Collector]) -> None:
+    """Every collector's destination is on the allow-list: nothing is asked of any other address."""
+    allowed = request.app[ALLOWED]
+    for index, collector in enumerate(collectors):
+        KEY_REDACTION.remember(_key_of(collector))
+        problem = allowed.problem(collector.destination.base_url)
+        if problem is not None:
+            raise Refusal(
+                403,
+                ControlCode.DESTINATION_NOT_ALLOWED,
+                "Destination not allowed",
+                f"collectors[{index}].destination.base_url: {problem}; nothing was stored",
+            )
+
+
 def _key_of(collector: Collector) -> str:
     """The collector's clear key (every collector the API accepts has one)."""
     return collector.destination.key.get_secret_value() if collector.destination.key is not None else ""
@@ -522,12 +578,15 @@ async def _write_collectors(request: web.Request, *, overwrite: bool) -> web.Res
     async with catalog.lock(user_id, app_id):
         existing = catalog.collectors(user_id, app_id)
         _check_presence("collector", _raw_ids(raw_items), existing, user_id, app_id, overwrite=overwrite)
-        kept_keys = {cid: _key_of(stored.collector) for cid, stored in existing.items()} if overwrite else {}
+        kept_keys = {cid: _key_of(stored.collector) for cid, stored in existing.items() if _key_of(stored.collector)}
+        if not overwrite:
+            kept_keys = {}
         parsed = [
             _parse_collector(raw, f"collectors[{index}]", user_id, app_id, kept_keys)
             for index, raw in enumerate(raw_items)
         ]
         _check_unique("collectors", [collector.id for collector, _ in parsed])
+        _check_destinations(request, [collector for collector, _ in parsed])
         workflows = {wid: stored.workflow for wid, stored in catalog.workflows(user_id, app_id).items()}
         checks: list[tuple[str, Collector]] = []
         for index, (collector, key_given) in enumerate(parsed):
@@ -551,10 +610,11 @@ async def _write_collectors(request: web.Request, *, overwrite: bool) -> web.Res
                 modified_at=now,
                 last_error=previous.last_error if previous and collector.id not in checked else None,
             )
-            if previous is not None and _same_content(previous, stored):
+            record_key = collector_key(user_id, app_id, collector.id)
+            if previous is not None and _same_content(previous, stored) and catalog.sealed(record_key):
                 stored = previous
             else:
-                records.append((collector_key(user_id, app_id, collector.id), stored_document(stored)))
+                records.append((record_key, clear_document(stored)))
             result.append(stored)
         await catalog.write(records)
     return _ok(collectors=[collector_view(stored) for stored in result])
@@ -599,7 +659,7 @@ async def _write_workflows(request: web.Request, *, overwrite: bool) -> web.Resp
             if previous is not None and _same_content(previous, stored):
                 stored = previous
             else:
-                records.append((workflow_key(user_id, app_id, workflow.id), stored_document(stored)))
+                records.append((workflow_key(user_id, app_id, workflow.id), clear_document(stored)))
             result.append(stored)
         await catalog.write(records)
     return _ok(workflows=[workflow_view(stored) for stored in result])
@@ -698,6 +758,8 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Refusal as exc:
         log.info("%s %s refused: %d %s", request.method, request.path, exc.code, exc.details)
         return _reply(exc.http_status, exc.code, exc.description, exc.details)
+    except web.HTTPRequestEntityTooLarge:
+        raise  # answered by the guard, which knows the limit
     except web.HTTPException as exc:
         if exc.status == 404:
             details = f"no route {request.method} {request.path}; see GET /openapi.json"
@@ -711,9 +773,21 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _reply(500, ControlCode.FAILURE, "Internal error", "the server failed; see its log")
 
 
-def create_app(catalog: Catalog, keys: KeyIntrospection, auth_url: str) -> web.Application:
-    """The management web app over a started catalog; keys are checked with ``auth_url``'s MyScopes."""
-    app = web.Application(middlewares=[_errors])
+def create_app(
+    catalog: Catalog,
+    keys: KeyIntrospection,
+    auth_url: str,
+    *,
+    allowed: AllowedDestinations | None = None,
+    limits: Limits | None = None,
+) -> web.Application:
+    """The management web app over a started catalog; keys are checked with ``auth_url``'s MyScopes.
+
+    Collectors may name the destinations ``allowed`` (default: ``auth_url`` alone).
+    """
+    limits = limits or Limits()
+    app = web.Application(middlewares=[guard_middleware(limits), _errors], client_max_size=limits.max_body_bytes)
+    app[ALLOWED] = allowed or AllowedDestinations([auth_url], option=ALLOW_OPTION)
     app[CATALOG] = catalog
     app[KEYS] = keys
     app[AUTH_URL] = auth_url.rstrip("/")
@@ -743,18 +817,23 @@ async def running(
     *,
     timeout_s: float = 10.0,
     access_log: bool = False,
+    box: SecretBox | None = None,
+    allowed_destinations: Sequence[str] = (),
+    limits: Limits | None = None,
 ) -> AsyncIterator[str]:
     """Serve the API on host:port (0 = an ephemeral port) while the block runs; yields the base URL.
 
     The control topic is read to its end before the API listens; outgoing calls (MyScopes) time out after
-    ``timeout_s``.
+    ``timeout_s``. Keys are sealed with ``box`` (default: the secrets of the environment, ``SecretError`` when
+    there are none); collectors may name ``allowed_destinations`` (default: ``auth_url`` alone).
     """
-    catalog = Catalog(broker, topic)
+    box = box or load_box()
+    allowed = AllowedDestinations(allowed_destinations or [auth_url], option=ALLOW_OPTION)
+    catalog = Catalog(broker, topic, box)
     await catalog.start()
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s))
-    runner = web.AppRunner(
-        create_app(catalog, KeyIntrospection(session), auth_url), access_log=log if access_log else None
-    )
+    app = create_app(catalog, KeyIntrospection(session), auth_url, allowed=allowed, limits=limits)
+    runner = web.AppRunner(app, access_log=log if access_log else None)
     try:
         await runner.setup()
         site = web.TCPSite(runner, host, port)
@@ -777,9 +856,23 @@ async def serve(
     stop: asyncio.Event,
     timeout_s: float = 10.0,
     on_ready: Callable[[str], None] | None = None,
+    box: SecretBox | None = None,
+    allowed_destinations: Sequence[str] = (),
+    limits: Limits | None = None,
 ) -> None:
     """Serve until ``stop`` is set; ``on_ready`` gets the base URL once listening."""
-    async with running(broker, topic, auth_url, host, port, timeout_s=timeout_s, access_log=True) as url:
+    async with running(
+        broker,
+        topic,
+        auth_url,
+        host,
+        port,
+        timeout_s=timeout_s,
+        access_log=True,
+        box=box,
+        allowed_destinations=allowed_destinations,
+        limits=limits,
+    ) as url:
         if on_ready is not None:
             on_ready(url)
         await stop.wait()

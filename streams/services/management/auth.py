@@ -12,7 +12,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from schemas.collectors import Destination
-from streams.delivery.poster import redact
+from streams.core.secrets import redact
 from streams.services.destination.store import SCOPE_POST_INPUTS, KeyRecord
 
 

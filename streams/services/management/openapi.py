@@ -43,7 +43,12 @@ _APP_PARAMETERS = [
 _ERRORS = {
     "400": _reply("Invalid argument (24001) or invalid workflow (24002); `details` names the field or node."),
     "401": _reply("No, unknown or revoked key (11008)."),
-    "403": _reply("The caller's key is not the app owner's, or a collector's key cannot post inputs (11007)."),
+    "403": _reply(
+        "The caller's key is not the app owner's, or a collector's key cannot post inputs (11007); or a collector's"
+        " destination is not on the allow-list (24008)."
+    ),
+    "413": _reply("The body is over the size limit (24009)."),
+    "429": _reply("The key made too many requests (11005); retry after the seconds in the Retry-After header."),
     "502": _reply("The auth service or a collector's destination did not answer (24006); nothing was stored."),
     "503": _reply("Kafka refused the write (24007)."),
 }

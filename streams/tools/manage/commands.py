@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -24,6 +25,7 @@ from aiokafka.errors import KafkaError
 from schemas.collectors import Collector, CollectorsDocument
 from schemas.management import CONTROL_TOPIC
 from streams.core.config import ConfigError, read_document, resolve_key
+from streams.core.secrets import KEY_REDACTION
 from streams.tools.exits import EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE
 from streams.tools.manage.client import ApiError, ControlClient, ServiceUnreachable
 
@@ -37,7 +39,7 @@ class CommandFailed(click.ClickException):
     """A failure with its exit code; the message says what to do."""
 
     def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
+        super().__init__(KEY_REDACTION.scrub(message))
         self.exit_code = exit_code
 
 
@@ -78,6 +80,7 @@ def api_options(func: F) -> F:
 def _caller(api: str, key: str | None, user_id: str | None, app_id: str | None, as_json: bool) -> Caller:
     if not key:
         raise CommandFailed("no API key: pass --key or set COLLECTORS_API_KEY (a key of the app's owner)", EXIT_USAGE)
+    KEY_REDACTION.remember(key)
     return Caller(ControlClient(api, key), user_id, app_id, as_json)
 
 
@@ -167,6 +170,7 @@ def _collector_body(collector: Collector) -> dict[str, Any]:
         key = resolve_key(collector)
     except ConfigError as exc:
         raise CommandFailed(f"{exc}: set it, or give destination.key in the file", EXIT_USAGE) from None
+    KEY_REDACTION.remember(key)
     body = collector.model_dump(mode="json", exclude={"destination": {"key_env"}})
     body["destination"]["key"] = key
     return body
@@ -409,21 +413,80 @@ def control() -> None:
     help="Base URL of the service owning users, apps and keys (its GET /v2/scopes checks every caller).",
 )
 @click.option("--timeout", "timeout_s", default=10.0, show_default=True, help="Seconds allowed to each key check.")
-def serve(host: str, port: int, broker: str, topic: str, auth_url: str, timeout_s: float) -> None:
-    """Serve the management API until SIGINT or SIGTERM."""
-    from streams.services.management.api import serve as serve_api
+@click.option(
+    "--allowed-destination",
+    "allowed_destinations",
+    multiple=True,
+    help="A base URL collectors may post to; repeatable [env COLLECTORS_ALLOWED_DESTINATIONS, comma-separated]."
+    " Default: the --auth-url service alone.",
+)
+@click.option("--max-body-bytes", default=1_048_576, show_default=True, type=click.IntRange(1024), help="Largest body.")
+@click.option("--rate-per-key", default=20.0, show_default=True, type=click.FloatRange(min=0.01), help="Requests/s.")
+@click.option("--burst-per-key", default=100, show_default=True, type=click.IntRange(1), help="Requests at once.")
+@click.option(
+    "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True
+)
+def serve(
+    host: str,
+    port: int,
+    broker: str,
+    topic: str,
+    auth_url: str,
+    timeout_s: float,
+    allowed_destinations: tuple[str, ...],
+    max_body_bytes: int,
+    rate_per_key: float,
+    burst_per_key: int,
+    log_level: str,
+) -> None:
+    """Serve the management API until SIGINT or SIGTERM.
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    Keys are sealed with COLLECTORS_SECRET_KEY or COLLECTORS_SECRET_KEY_FILE (required; see docs/SECURITY.md).
+    """
+    from streams.core.allowlist import AllowedDestinations, AllowListError
+    from streams.core.secrets import SecretError, install_redaction, load_box
+    from streams.services.management.api import ALLOW_OPTION
+    from streams.services.management.api import serve as serve_api
+    from streams.services.management.guard import Limits
+
+    install_redaction()
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        box = load_box()
+    except SecretError as exc:
+        raise CommandFailed(str(exc), EXIT_USAGE) from None
+    allowed = list(allowed_destinations) or os.environ.get("COLLECTORS_ALLOWED_DESTINATIONS", "").split(",")
+    allowed = [url.strip() for url in allowed if url.strip()] or [auth_url]
+    try:
+        AllowedDestinations(allowed, option=ALLOW_OPTION)
+    except AllowListError as exc:
+        raise CommandFailed(str(exc), EXIT_USAGE) from None
+    limits = Limits(max_body_bytes=max_body_bytes, requests_per_s=rate_per_key, burst=burst_per_key)
 
     def ready(url: str) -> None:
-        click.echo(f"management API listening on {url} (topic {topic} on {broker}, keys checked at {auth_url})")
+        click.echo(
+            f"management API listening on {url} (topic {topic} on {broker}, keys checked at {auth_url}, "
+            f"destinations allowed: {', '.join(allowed)})"
+        )
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await serve_api(broker, topic, auth_url, host, port, stop=stop, timeout_s=timeout_s, on_ready=ready)
+        await serve_api(
+            broker,
+            topic,
+            auth_url,
+            host,
+            port,
+            stop=stop,
+            timeout_s=timeout_s,
+            on_ready=ready,
+            box=box,
+            allowed_destinations=allowed,
+            limits=limits,
+        )
 
     try:
         asyncio.run(main())
