@@ -67,6 +67,4 @@ class AllowedDestinations:
         if origin is not None and any(allowed.covers(origin) for allowed in self._origins):
             return None
         listed = ", ".join(self.urls) or "none"
-        return (
-            f"destination {base_url} is not an allowed destination (allowed: {listed}); add it with {self.option}"
-        )
+        return f"destination {base_url} is not an allowed destination (allowed: {listed}); add it with {self.option}"

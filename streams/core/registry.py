@@ -22,8 +22,8 @@ def compile_stored(
     """The stored collectors compiled, and an error message for each one that cannot run.
 
     Keys are opened with ``box``. A collector whose key no secret opens, or whose destination is not
-    ``allowed`` (None: any), runs paused with that reason as its last error: it posts nothing, and what is
-    queued for it waits in the dead-letter topic, replayable, as for a revoked key.
+    ``allowed`` (None: any), is blocked with that reason as its last error: it still selects, posts nothing,
+    and what it queues waits in the dead-letter topic, replayable, as for a revoked key.
     """
     workflows: defaultdict[tuple[str, str], dict[str, Workflow]] = defaultdict(dict)
     collectors: list[tuple[StoredCollector, str | None]] = []
@@ -51,7 +51,7 @@ def compile_stored(
             errors[qualified] = f"cannot run: {exc}"
             continue
         problem = sealed_problem or (allowed.problem(spec.destination.base_url) if allowed is not None else None)
-        compiled.append(collector.with_error(stored.last_error) if problem is None else collector.paused(problem))
+        compiled.append(collector.with_error(stored.last_error) if problem is None else collector.blocked_by(problem))
     return compiled, errors
 
 

@@ -152,6 +152,15 @@ def without_key(document: dict[str, Any]) -> dict[str, Any]:
     return {**document, "collector": {**document["collector"], "destination": kept}}
 
 
+def redacted_document(document: Any) -> Any:
+    """A record as it may be shown: a collector's clear key (a record of an earlier version) redacted."""
+    destination = _destination(document) if isinstance(document, dict) else None
+    if destination is None or not isinstance(destination.get("key"), str):
+        return document
+    shown = destination | {"key": redact(destination["key"])}
+    return {**document, "collector": {**document["collector"], "destination": shown}}
+
+
 def resealed(document: dict[str, Any], box: SecretBox) -> dict[str, Any] | None:
     """The document sealed with the newest secret when it is not already (in clear, or sealed with an older
     secret); None when it needs nothing. :class:`Undecryptable` when no configured secret opens it."""
