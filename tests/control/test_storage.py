@@ -5,7 +5,6 @@ from __future__ import annotations
 import orjson
 import pytest
 
-
 from schemas.management import StoredCollector, StoredWorkflow
 from streams.core.secrets import load_box, open_document
 from streams.kafka.control_topic import ControlReader, ControlWriter
