@@ -109,12 +109,19 @@ def _spawn(args: list[str], log: Path, env: Mapping[str, str] | None = None) -> 
 
 
 def start_destination(
-    db: Path, *, port: int | None = None, faults: bool = False, log: Path | None = None, timeout_s: float = 30
+    db: Path,
+    *,
+    port: int | None = None,
+    faults: bool = False,
+    log: Path | None = None,
+    timeout_s: float = 30,
+    log_level: str = "warning",
 ) -> Service:
     """Serve the reference destination on 127.0.0.1 from the SQLite file ``db``."""
     port = port or free_port()
     log = log or db.with_suffix(".log")
     args = ["destination", "serve", "--db", str(db), "--host", "127.0.0.1", "--port", str(port)]
+    args += ["--log-level", log_level]
     process = _spawn(args + (["--faults"] if faults else []), log)
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/healthz", timeout_s=timeout_s, process=process)

@@ -5,6 +5,7 @@ written through the API."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -68,14 +69,21 @@ class ControlApis:
         self.tmp_path = tmp_path
         self.started: list[Service] = []
 
-    def start(self, destination: Destination) -> ControlApi:
+    def start(
+        self, destination: Destination, *, args: Sequence[str] = (), env: Mapping[str, str] | None = None
+    ) -> ControlApi:
+        """Start one, with more ``args`` of ``control serve`` and ``env`` over this process's environment."""
         port = free_port()
         log = self.tmp_path / f"control-api-{len(self.started)}.log"
-        args = ["control", "serve", "--port", str(port), "--broker", f"kafka://{self.kafka.bootstrap_servers}"]
-        args += ["--topic", self.topic, "--auth-url", destination.url]
+        command = ["control", "serve", "--port", str(port), "--broker", f"kafka://{self.kafka.bootstrap_servers}"]
+        command += ["--topic", self.topic, "--auth-url", destination.url, *args]
         with log.open("ab") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "streams", *args], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                [sys.executable, "-m", "streams", *command],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **(env or {})},
             )
         url = f"http://127.0.0.1:{port}"
         service = Service(process, url, log)

@@ -249,22 +249,21 @@ class BaseStore(ABC):
         self.close()
 
     def _create_tables(self, schema: str) -> None:
+        """Create the tables, and the database's random salt of key digests (once; kept in the database)."""
         with self._transaction():
             for statement in schema.split(";"):
                 if statement.strip():
                     self._changed(statement)
+            made = secrets.token_hex(32)
+            self._changed("INSERT INTO key_salt (id, salt) VALUES (1, ?) ON CONFLICT DO NOTHING", (made,))
+            row = self._row("SELECT salt FROM key_salt WHERE id = 1", ())
+        assert row is not None
+        self._salt = bytes.fromhex(row[0])
 
-    _salt: bytes | None = None
+    _salt = b""
 
     def _key_hash(self, clear_key: str) -> str:
-        """The key's salted digest; the database's random salt is made on first use and kept in it."""
-        if self._salt is None:
-            with self._transaction():
-                made = secrets.token_hex(32)
-                self._changed("INSERT INTO key_salt (id, salt) VALUES (1, ?) ON CONFLICT DO NOTHING", (made,))
-                row = self._row("SELECT salt FROM key_salt WHERE id = 1", ())
-            assert row is not None
-            self._salt = bytes.fromhex(row[0])
+        """The key's salted digest."""
         return hash_key(clear_key, self._salt)
 
     def _row(self, query: str, args: Sequence[Any]) -> tuple[Any, ...] | None:
