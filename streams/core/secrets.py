@@ -211,7 +211,13 @@ class KeyRedaction:
         """Redact a record in place: its message formatted and scrubbed, its traceback formatted and scrubbed."""
         if not self._keys:
             return
-        record.msg, record.args = self.scrub(record.getMessage()), None
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # arguments that do not fit the message: logging reports it as usual
+            return
+        scrubbed = self.scrub(message)
+        if scrubbed != message:  # formatted here, so no argument (nor a formatter's) can bring the key back
+            record.msg, record.args = scrubbed, ()
         if record.exc_info:
             record.exc_text = self.scrub(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
