@@ -88,7 +88,8 @@ class ControlApis:
         url = f"http://127.0.0.1:{port}"
         service = Service(process, url, log)
         self.started.append(service)
-        wait_http(f"{url}/healthz", timeout_s=60, process=process)
+        # /openapi.json, not /healthz: only this API serves it, should another service have taken the port meanwhile
+        wait_http(f"{url}/openapi.json", timeout_s=60, process=process)
         return ControlApi(service, self.topic)
 
     def stop_all(self) -> None:

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
+
+from streams.tools.operations.kafka import partitions
 
 
 async def topics_bytes(bootstrap: str, contains: str) -> dict[str, bytes]:
@@ -20,12 +22,14 @@ async def topics_bytes(bootstrap: str, contains: str) -> dict[str, bytes]:
     found: dict[str, bytes] = {}
     try:
         for topic in sorted(t for t in await consumer.topics() if contains in t):
-            tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            tps = await partitions(bootstrap, topic)
+            if not tps:
+                continue
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             ends = await consumer.end_offsets(tps)
             chunks: list[bytes] = []
-            while any(await consumer.position(tp) < ends[tp] for tp in tps):
+            while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
                 batches = await consumer.getmany(*tps, timeout_ms=1000)
                 for records in batches.values():
                     chunks.extend((record.key or b"") + b"\0" + (record.value or b"") for record in records)

@@ -97,7 +97,9 @@ def destination() -> None:
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="0 = any free port.")
 @db_option
 @click.option("--faults", is_flag=True, help="Mount POST /_faults to inject outages, errors and delays (tests).")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="warning", show_default=True)
+@click.option(
+    "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="warning", show_default=True
+)
 def serve(host: str, port: int, db: str, faults: bool, log_level: str) -> None:
     """Serve the inputs API until SIGINT or SIGTERM."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
