@@ -12,7 +12,7 @@ from schemas.collectors import Workflow
 from schemas.management import StoredCollector, StoredWorkflow
 from streams.core.allowlist import AllowedDestinations
 from streams.core.routing import CompiledCollector, CompiledWorkflows, compile_collector
-from streams.core.secrets import SecretBox, Undecryptable, open_document, without_key
+from streams.core.secrets import SecretBox, opened_or_keyless
 from streams.core.workflows import WorkflowError
 
 
@@ -57,9 +57,5 @@ def compile_stored(
 
 def _open_collector(document: dict[str, Any], box: SecretBox) -> tuple[StoredCollector, str | None]:
     """A stored collector with its key opened; or, when no secret opens it, keyless and why."""
-    try:
-        return StoredCollector.model_validate(open_document(document, box)), None
-    except Undecryptable as exc:
-        keyless = without_key(document)
-        keyless["collector"]["destination"]["key"] = ""
-        return StoredCollector.model_validate(keyless), f"cannot post: {exc}"
+    opened, problem = opened_or_keyless(document, box)
+    return StoredCollector.model_validate(opened), problem

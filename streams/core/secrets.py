@@ -143,13 +143,15 @@ def open_document(document: dict[str, Any], box: SecretBox) -> dict[str, Any]:
     return {**document, "collector": {**document["collector"], "destination": opened}}
 
 
-def without_key(document: dict[str, Any]) -> dict[str, Any]:
-    """A collector document with its key (clear or sealed) left out, as it may be shown or kept unopened."""
-    destination = _destination(document)
-    if destination is None:
-        return document
-    kept = {k: v for k, v in destination.items() if k not in ("key", SEALED_FIELD)}
-    return {**document, "collector": {**document["collector"], "destination": kept}}
+def opened_or_keyless(document: dict[str, Any], box: SecretBox) -> tuple[dict[str, Any], str | None]:
+    """A document with its key opened, and None; or, when no configured secret opens it, the document with an
+    empty key (so it still validates and can be shown) and why it cannot post."""
+    try:
+        return open_document(document, box), None
+    except Undecryptable as exc:
+        destination = _destination(document) or {}
+        keyless = {k: v for k, v in destination.items() if k != SEALED_FIELD} | {"key": ""}
+        return {**document, "collector": {**document["collector"], "destination": keyless}}, f"cannot post: {exc}"
 
 
 def redacted_document(document: Any) -> Any:

@@ -37,11 +37,10 @@ from streams.core.secrets import (
     SecretBox,
     Undecryptable,
     load_box,
-    open_document,
+    opened_or_keyless,
     redact,
     resealed,
     seal_document,
-    without_key,
 )
 from streams.core.workflows import WorkflowError, compile_nodes
 from streams.kafka.control_topic import ControlReader, ControlWriter
@@ -192,13 +191,9 @@ class Catalog:
         return found
 
     def _opened(self, document: dict[str, Any]) -> dict[str, Any]:
-        """A stored document with its key opened; keyless, with why, when no configured secret opens it."""
-        try:
-            return open_document(document, self.box)
-        except Undecryptable as exc:
-            keyless = without_key(document)
-            keyless["collector"]["destination"]["key"] = ""
-            return {**keyless, "last_error": f"cannot post: {exc}"}
+        """A stored document with its key opened; keyless, with why as its last error, when no secret opens it."""
+        opened, problem = opened_or_keyless(document, self.box)
+        return opened if problem is None else {**opened, "last_error": problem}
 
     def sealed(self, key: str) -> bool:
         """Whether the stored record under ``key`` needs no sealing (sealed with the newest secret, or keyless)."""
