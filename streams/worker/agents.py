@@ -19,6 +19,7 @@ from streams.core import ledger as outcome
 from streams.core.decoding import DecodeError, decode_event
 from streams.core.ledger import Ledger
 from streams.core.selection import select
+from streams.worker import faust_private
 from streams.worker.faust_tuning import EventReader
 from streams.worker.posting import READ_WITHIN_S, Posting
 from streams.worker.queueing import QueueWriter
@@ -32,7 +33,7 @@ DeadLetter = Callable[[bytes | None, bytes], Awaitable[None]]
 def register_agents(app: faust.App, runtime: Runtime, topics: dict[str, faust.TopicT]) -> None:
     """Attach both agents to the app."""
     settings = runtime.settings
-    queue = QueueWriter(app.producer._ensure_producer, settings.queue_topic)  # type: ignore[attr-defined]
+    queue = QueueWriter(faust_private.aiokafka_producer(app.producer), settings.queue_topic)
     dead_letter_name = settings.dead_letter_topic
 
     async def dead_letter(key: bytes | None, value: bytes) -> None:

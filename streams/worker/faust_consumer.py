@@ -26,53 +26,22 @@ taking over processing nothing (cause not found; docs/RELIABILITY.md, fix 2).
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import Coroutine, Mapping
 from typing import Any, cast
 
 import faust
-from aiokafka.consumer.fetcher import FetchResult
 from aiokafka.errors import ConsumerStoppedError
-from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.transport.drivers.aiokafka import Transport as AIOKafkaTransport
-from mode import Service, ServiceT
+from mode import ServiceT
+
+from streams.worker import faust_private
 
 DRAIN_WAIT_S = 0.05
 """How long one poll of the drain loop waits for records. Faust's 1 s: a poll that began while the queue's
 partitions were held out (the posting agent at its limit) waited for new records of the others only, and the
 queue's records, fetched and waiting, were delivered up to a second after the partitions were released."""
-
-
-async def _drive(coro: Coroutine[Any, Any, Any], waiting_on: Any) -> Any:
-    """Go on running a coroutine that suspended on ``waiting_on``, the way an asyncio Task would."""
-    while True:
-        try:
-            if waiting_on is None:  # a bare yield: asyncio.sleep(0)
-                await asyncio.sleep(0)
-            else:
-                waiting_on._asyncio_future_blocking = False
-                try:
-                    await waiting_on
-                except asyncio.CancelledError:
-                    if not waiting_on.done():  # this task was cancelled: cancel what it waits on, tell it
-                        waiting_on.cancel()
-                        waiting_on = coro.throw(asyncio.CancelledError())
-                        continue
-                except BaseException:
-                    pass  # the coroutine sees the exception when it resumes, as with a Task
-            waiting_on = coro.send(None)
-        except StopIteration as stop:
-            return stop.value
-
-
-def _holds_error(fetcher: Any, partitions: list[Any]) -> bool:
-    """Whether aiokafka holds a fetch error for one of ``partitions``. Then a poll goes aiokafka's own way,
-    which raises the error only once no records were taken (taken records are past the read position: raising
-    after taking some would lose them)."""
-    fetched = fetcher._records
-    return any(tp in fetched and type(fetched[tp]) is not FetchResult for tp in partitions)
 
 
 class ConsumerThread(AIOKafkaConsumerThread):
@@ -87,7 +56,7 @@ class ConsumerThread(AIOKafkaConsumerThread):
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = cast(App, self.app).fetch_max_wait_ms  # read by aiokafka at start
+        faust_private.set_fetch_max_wait(consumer, cast(App, self.app).fetch_max_wait_ms)
         return consumer
 
     async def seek_to_committed(self) -> Mapping[Any, int]:
@@ -122,19 +91,15 @@ class ConsumerThread(AIOKafkaConsumerThread):
         ``max_records / partitions``; what is left of ``max_records`` goes Faust's way.
         """
         partitions = list(active_partitions)  # the set is Faust's own: pausing a partition changes it meanwhile
-        fetcher = consumer._fetcher
-        if not (self.consumer.flow_active and partitions and max_records) or _holds_error(fetcher, partitions):
+        if not (self.consumer.flow_active and partitions and max_records) or faust_private.fetch_error_held(
+            consumer, partitions
+        ):
             return cast(
                 dict[Any, list[Any]], await super()._fetch_records(consumer, active_partitions, timeout, max_records)
             )
-        if consumer._closed or fetcher._closed:
+        if faust_private.fetcher_closed(consumer):
             raise ConsumerStoppedError()
-        share = max(1, max_records // len(partitions))
-        drained: dict[Any, list[Any]] = {}
-        with fetcher._subscriptions.fetch_context():
-            for tp in partitions:
-                records = await fetcher.fetched_records((tp,), timeout=0, max_records=share)
-                drained.update(records)
+        drained = await faust_private.take_shares(consumer, partitions, max(1, max_records // len(partitions)))
         left = max_records - sum(len(records) for records in drained.values())
         if left <= 0:
             return drained
@@ -166,12 +131,12 @@ class Consumer(AIOKafkaConsumer):
         the fetch the same way, and their fetched records delivered: ``_buffered_partitions``.
         """
         self.pause_partitions(tps)
-        self._buffered_partitions.update(tps)
+        faust_private.buffered_partitions(self).update(tps)
 
     def release_partitions(self, tps: set[Any]) -> None:
         """Fetch again what :meth:`hold_partitions` held (those still assigned; not during a rebalance, whose
         recovery resumes every assigned partition itself)."""
-        self._buffered_partitions.difference_update(tps)
+        faust_private.buffered_partitions(self).difference_update(tps)
         if not self.app.rebalancing:
             self.resume_partitions(tps & self.assignment())
 
@@ -187,60 +152,10 @@ class Consumer(AIOKafkaConsumer):
             waiting_on = delivery.send(None)
         except StopIteration:
             return  # delivered without suspending: the common case
-        await self.wait_first(_drive(delivery, waiting_on), self.suspend_flow.wait())
+        await self.wait_first(faust_private.drive(delivery, waiting_on), self.suspend_flow.wait())
 
     async def _drain_messages(self, fetcher: ServiceT) -> None:  # pragma: no cover - run by the worker
-        getmany = self.getmany
-        deliver = self._deliver
-        consumer_should_stop = cast(Service, self)._stopped.is_set
-        fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
-        get_read_offset = self._read_offset.__getitem__
-        set_read_offset = self._read_offset.__setitem__
-        set_flag = self.diag.set_flag
-        unset_flag = self.diag.unset_flag
-        commit_every = self._commit_every
-        acks_enabled_for = self.app.topics.acks_enabled_for
-        yield_every = 100
-        num_since_yield = 0
-        sleep = asyncio.sleep
-        try:
-            while not (consumer_should_stop() or fetcher_should_stop()):
-                set_flag(CONSUMER_FETCHING)
-                ait = cast(AsyncIterator[Any], getmany(timeout=DRAIN_WAIT_S))
-                await self.sleep(0)
-                if not self.should_stop:
-                    async for tp, message in ait:
-                        num_since_yield += 1
-                        if num_since_yield > yield_every:
-                            await sleep(0)
-                            num_since_yield = 0
-                        offset = message.offset
-                        r_offset = get_read_offset(tp)
-                        if r_offset is None or offset >= r_offset:
-                            gap = offset - (r_offset or 0)
-                            if gap > 1 and r_offset and acks_enabled_for(message.topic):
-                                await self._add_gap(tp, r_offset + 1, offset)
-                            if commit_every is not None and self._n_acked >= commit_every:
-                                self._n_acked = 0
-                                await self.commit()
-                            await deliver(message)
-                            set_read_offset(tp, offset)
-                    unset_flag(CONSUMER_FETCHING)
-        except self.consumer_stopped_errors:
-            if self.transport.app.should_stop:
-                self.log.info("Broker stopped consumer, shutting down...")
-                return
-            raise
-        except asyncio.CancelledError:
-            if self.transport.app.should_stop:
-                self.log.info("Consumer shutting down for user cancel.")
-                return
-            raise
-        except Exception as exc:
-            self.log.exception("Drain messages raised: %r", exc)
-            raise
-        finally:
-            unset_flag(CONSUMER_FETCHING)
+        await faust_private.drain_messages(self, fetcher, self._deliver, DRAIN_WAIT_S)
 
 
 class Transport(AIOKafkaTransport):

@@ -18,6 +18,7 @@ from aiokafka.partitioner import DefaultPartitioner, murmur2
 from faust.sensors.monitor import Monitor
 
 from streams.kafka.producing import bootstrap_address
+from streams.worker import faust_private
 from streams.worker.faust_consumer import Consumer
 
 
@@ -195,12 +196,11 @@ class EventReader:
         has other work: a request finished). None: the worker stops.
         """
         queue = self._channel.queue
-        if queue._errors:
-            raise queue._errors.popleft()
+        faust_private.raise_queued_error(queue)
         batch: list[Any] = []
         if queue.empty():
             # What queue.get() does when empty: let partitions paused for a full buffer be fetched again.
-            queue.maybe_endorse_pressure_drop()
+            faust_private.endorse_pressure_drop(queue)
             try:
                 first = await self._next(wait_s, wake)
             except StopAsyncIteration:  # the channel closed: the worker is stopping

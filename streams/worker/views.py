@@ -8,6 +8,7 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
+from streams.worker import faust_private
 from streams.worker.runtime import Runtime
 
 
@@ -90,14 +91,14 @@ async def _positions(app: faust.App, runtime: Runtime) -> dict[str, dict[str, in
     """Per assigned partition of the two topics the agents read: fetch position, committed offset, end."""
     consumer: Any = app.consumer  # Faust's Consumer: committed offsets and paused partitions are not in ConsumerT
     watched = {runtime.settings.predictions_topic, runtime.settings.queue_topic}
-    paused = consumer._paused_partitions
+    paused = faust_private.paused_partitions(consumer)
     positions: dict[str, dict[str, int | bool | None]] = {}
     for tp in sorted(consumer.assignment()):
         if tp.topic not in watched:
             continue
         positions[f"{tp.topic}:{tp.partition}"] = {
             "position": await consumer.position(tp),
-            "committed": consumer._committed_offset.get(tp),
+            "committed": faust_private.committed_offset(consumer, tp),
             "end": consumer.highwater(tp),
             "paused": tp in paused,
         }
