@@ -4,6 +4,7 @@ workers' pages and the output of every command used are searched for the keys. N
 
 from __future__ import annotations
 
+import socket
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,6 +140,7 @@ async def test_no_key_in_clear_anywhere_after_a_full_run(
     for topic in topics:
         await cli(f"tail-{topic}", ["tail", topic, *broker, "--from-beginning", "--idle-exit", "2"])
         await cli(f"tail-json-{topic}", ["tail", topic, *broker, "--from-beginning", "--idle-exit", "2", "--json"])
+    assert_loopback_only(workers)
     pages = {
         f"{worker.url}{page}": urllib.request.urlopen(f"{worker.url}{page}", timeout=10).read()
         for worker in workers
@@ -160,6 +162,22 @@ async def test_no_key_in_clear_anywhere_after_a_full_run(
     places = {**{f"topic {t}": data for t, data in topics.items()}, **logs, **database, **pages}
     places |= {f"output of {name}": data for name, data in outputs.items()}
     assert leaks([owner, one, two, three], places) == []
+
+
+def assert_loopback_only(workers: list[Service]) -> None:
+    """The workers' web servers answer on loopback, not on the host's network address (when it has one)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the outgoing interface
+            address = probe.getsockname()[0]
+        except OSError:
+            return
+    if address.startswith("127."):
+        return
+    for worker in workers:
+        port = int(worker.url.rsplit(":", 1)[1])
+        with pytest.raises(OSError):
+            socket.create_connection((address, port), timeout=2).close()
 
 
 def _beta_status(api_url: str, key: str) -> str:

@@ -40,6 +40,7 @@ from streams.core.secrets import (
     opened_or_keyless,
     redact,
     resealed,
+    same_key,
     seal_document,
 )
 from streams.core.workflows import WorkflowError, compile_nodes
@@ -137,8 +138,15 @@ def workflow_view(stored: StoredWorkflow) -> dict[str, Any]:
 
 
 def _same_content(old: StoredCollector | StoredWorkflow, new: StoredCollector | StoredWorkflow) -> bool:
-    """Whether an overwrite changes nothing but ``modified_at`` (then nothing is written)."""
-    return {**clear_document(old), "modified_at": ""} == {**clear_document(new), "modified_at": ""}
+    """Whether an overwrite changes nothing but ``modified_at`` (then nothing is written); keys are compared in
+    constant time (the JSON dumps show them masked)."""
+    if (
+        isinstance(old, StoredCollector)
+        and isinstance(new, StoredCollector)
+        and not same_key(_key_of(old.collector), _key_of(new.collector))
+    ):
+        return False
+    return {**old.model_dump(mode="json"), "modified_at": ""} == {**new.model_dump(mode="json"), "modified_at": ""}
 
 
 # --- the control topic as a store --------------------------------------------------------------------------
