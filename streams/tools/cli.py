@@ -74,9 +74,16 @@ def worker(**options: Any) -> None:
     overrides = {k: v for k, v in options.items() if v is not None}
     settings = WorkerSettings(**overrides)
     try:
-        allowed_destinations(settings)
+        allowed = allowed_destinations(settings)
     except AllowListError as exc:
         _fail(str(exc), EXIT_USAGE)
+    if allowed is None:
+        click.secho(
+            "warning: COLLECTORS_ALLOWED_DESTINATIONS is not set: managed collectors may post to any destination "
+            "(set it to the management API's --allowed-destination list; docs/SECURITY.md)",
+            fg="yellow",
+            err=True,
+        )
     try:
         partitions = asyncio.run(prepare_topics(settings))
     except ConnectionError as exc:
