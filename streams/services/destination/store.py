@@ -375,16 +375,20 @@ class BaseStore(ABC):
         version is found once and its digest replaced by the salted one.
         """
         salted, unsalted = self._key_hash(clear_key), unsalted_hash(clear_key)
-        row = self._row("SELECT key_id, key_hash FROM api_keys WHERE key_hash IN (?, ?)", (salted, unsalted))
+        row = self._row(
+            "SELECT key_id, user_id, app_id, scopes, revoked, created_at, key_hash FROM api_keys"
+            " WHERE key_hash IN (?, ?)",
+            (salted, unsalted),
+        )
         if row is None:
             return None
-        key_id, stored = row
+        record, stored = self._key_record(row[:-1]), row[-1]
         if hmac.compare_digest(stored.encode(), unsalted.encode()):
             with self._transaction():
-                self._changed("UPDATE api_keys SET key_hash = ? WHERE key_id = ?", (salted, key_id))
+                self._changed("UPDATE api_keys SET key_hash = ? WHERE key_id = ?", (salted, record.key_id))
         elif not hmac.compare_digest(stored.encode(), salted.encode()):
             return None
-        return self._key_where("key_id = ?", key_id)
+        return record
 
     def authenticate(self, clear_key: str) -> KeyRecord | None:
         """The record of a usable (known, not revoked) key; None otherwise."""
