@@ -2,7 +2,7 @@
 
 One pooled HTTP session per destination base URL. Throttling (HTTP 429 / 11005), 5xx, timeouts and
 connection errors are retried with exponential backoff and full jitter, honouring ``Retry-After``, for
-as long as it takes (the partition does not advance meanwhile). Auth failures (11007, 11008) raise
+as long as it takes (the partition does not advance meanwhile). Auth failures (11007, 11008, 11009) raise
 :class:`AuthFailure`; per-input outcomes are classified into delivered, duplicate and permanent failures.
 """
 
@@ -23,11 +23,13 @@ from schemas.inputs_api import MAX_INPUTS_PER_REQUEST, StatusCode
 log = logging.getLogger(__name__)
 
 DELIVERED_CODES = frozenset({StatusCode.INPUT_SUCCESS, StatusCode.INPUT_PENDING})
-AUTH_CODES = frozenset({StatusCode.CONN_INSUFFICIENT_SCOPES, StatusCode.CONN_KEY_INVALID})
+AUTH_CODES = frozenset(
+    {StatusCode.CONN_INSUFFICIENT_SCOPES, StatusCode.CONN_KEY_INVALID, StatusCode.CONN_KEY_NOT_FOUND}
+)
 
 
 class AuthFailure(Exception):
-    """The destination refused the key (11007 insufficient scopes, 11008 invalid key)."""
+    """The destination refused the key (11007 insufficient scopes, 11008 invalid key, 11009 key not found)."""
 
     def __init__(self, code: int, description: str) -> None:
         super().__init__(f"{code}: {description}")

@@ -116,12 +116,14 @@ def start_destination(
     log: Path | None = None,
     timeout_s: float = 30,
     log_level: str = "warning",
+    grpc_port: int | None = None,
 ) -> Service:
-    """Serve the reference destination on 127.0.0.1 from the SQLite file ``db``."""
+    """Serve the reference destination on 127.0.0.1 from the SQLite file ``db`` (and over gRPC on ``grpc_port``)."""
     port = port or free_port()
     log = log or db.with_suffix(".log")
     args = ["destination", "serve", "--db", str(db), "--host", "127.0.0.1", "--port", str(port)]
     args += ["--log-level", log_level]
+    args += [] if grpc_port is None else ["--grpc-port", str(grpc_port)]
     process = _spawn(args + (["--faults"] if faults else []), log)
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/healthz", timeout_s=timeout_s, process=process)

@@ -132,9 +132,9 @@ async def test_create_list_get_pause_resume_delete(cli: Cli, destination: str, k
     assert (await cli("get", "half", "--workflows", *app)).exit_code == 0
 
     paused = await cli.json("pause", "dogs", *app)
-    assert paused["collectors"][0]["status"] == "paused"
+    assert paused["collectors"][0]["status"]["code"] == 52002
     resumed = await cli.json("resume", "dogs", *app)
-    assert resumed["collectors"][0]["status"] == "active"
+    assert resumed["collectors"][0]["status"]["code"] == 52001
 
     in_use = await cli("delete", "half", "--workflows", *app)
     assert in_use.exit_code == 3

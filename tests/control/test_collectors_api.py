@@ -50,7 +50,16 @@ async def test_create_get_and_list(api: Api, keys: Keys) -> None:
         "key": "alic…",
         "key_env": None,
     }
-    assert created["status"] == "active"
+    assert created["status"] == {"code": 52001, "description": "Collector is active"}
+    assert created["collector_source"] == {
+        "api_post_model_outputs_collector_source": {
+            "model_user_id": "clarifai",
+            "model_app_id": "main",
+            "model_id": "general-image-recognition",
+            "post_inputs_key_id": "alic…",
+        }
+    }
+    assert "source" not in created
     assert created["last_error"] is None
     assert created["created_at"] == created["modified_at"]
 
@@ -78,7 +87,7 @@ async def test_list_paginates_in_id_order(api: Api, keys: Keys) -> None:
     assert await stored_ids(api) == ["c0", "c1", "c2", "c3", "c4"]  # defaults: page 1, per_page 128
     for query in ("page=0", "per_page=0", "per_page=1001", "page=x"):
         status, body = await api.call("GET", f"collectors?{query}")
-        assert_refused(status, body, 400, 24001, "per_page")
+        assert_refused(status, body, 400, 11102, "per_page")
 
 
 async def test_patch_overwrites_keeping_created_at(api: Api, keys: Keys) -> None:
@@ -89,7 +98,8 @@ async def test_patch_overwrites_keeping_created_at(api: Api, keys: Keys) -> None
     status, body = await api.call("PATCH", "collectors", {"action": "overwrite", "collectors": [changed]})
     assert status == 200
     patched = body["collectors"][0]
-    assert (patched["description"], patched["source"]["caller_user_id"]) == ("now half", "bob")
+    source = patched["collector_source"]["api_post_model_outputs_collector_source"]
+    assert (patched["description"], source["caller_user_id"]) == ("now half", "bob")
     assert patched["created_at"] == created["created_at"]
     assert patched["modified_at"] > created["modified_at"]
     _, body = await api.call("GET", "collectors/dogs")
@@ -106,7 +116,7 @@ async def test_patch_without_key_keeps_the_stored_key(api: Api, keys: Keys, stor
     del paused["destination"]["key"]
     status, body = await api.call("PATCH", "collectors", {"action": "overwrite", "collectors": [paused]})
     assert status == 200
-    assert body["collectors"][0]["status"] == "paused"
+    assert body["collectors"][0]["status"] == {"code": 52002, "description": "Collector is paused"}
     assert body["collectors"][0]["destination"]["key"] == "alic…"
 
     # resuming checks the kept key again: once it is revoked, the collector cannot be resumed
@@ -116,25 +126,25 @@ async def test_patch_without_key_keeps_the_stored_key(api: Api, keys: Keys, stor
     status, body = await api.call("PATCH", "collectors", {"action": "overwrite", "collectors": [resumed]})
     assert_refused(status, body, 403, 11007, "collectors[0].destination.key", "unknown or revoked")
     _, body = await api.call("GET", "collectors/dogs")
-    assert body["collector"]["status"] == "paused"
+    assert body["collector"]["status"]["code"] == 52002
 
 
 async def test_patch_refuses_other_actions_and_missing_ids(api: Api, keys: Keys) -> None:
     await api.call("POST", "collectors", {"collectors": [collector("dogs", api.destination, keys.post)]})
     body_merge = {"action": "merge", "collectors": [collector("dogs", api.destination, keys.post)]}
     status, body = await api.call("PATCH", "collectors", body_merge)
-    assert_refused(status, body, 400, 24001, "'merge'", '"overwrite"')
+    assert_refused(status, body, 400, 11102, "'merge'", '"overwrite"')
     status, body = await api.call(
         "PATCH", "collectors", {"collectors": [collector("dogs", api.destination, keys.post)]}
     )
-    assert_refused(status, body, 400, 24001, "action")
+    assert_refused(status, body, 400, 11102, "action")
 
     both = [
         collector("dogs", api.destination, keys.post, description="x"),
         collector("cats", api.destination, keys.post),
     ]
     status, body = await api.call("PATCH", "collectors", {"action": "overwrite", "collectors": both})
-    assert_refused(status, body, 404, 24003, "'cats'", "POST")
+    assert_refused(status, body, 404, 52000, "'cats'", "POST")
     _, body = await api.call("GET", "collectors/dogs")
     assert body["collector"]["description"] == ""  # nothing of the refused request was stored
 
@@ -143,23 +153,23 @@ async def test_delete_by_ids_and_all(api: Api, keys: Keys) -> None:
     three = [collector(n, api.destination, keys.post) for n in ("a", "b", "c")]
     await api.call("POST", "collectors", {"collectors": three})
     status, body = await api.call("DELETE", "collectors", {"ids": ["a", "zzz"]})
-    assert_refused(status, body, 404, 24003, "'zzz'", "nothing was deleted")
+    assert_refused(status, body, 404, 52000, "'zzz'", "nothing was deleted")
     status, body = await api.call("DELETE", "collectors", {"ids": ["a"]})
     assert (status, body["deleted"]) == (200, ["a"])
     assert await stored_ids(api) == ["b", "c"]
     status, body = await api.call("GET", "collectors/a")
-    assert_refused(status, body, 404, 24003, "'a'")
+    assert_refused(status, body, 404, 52000, "'a'")
     status, body = await api.call("DELETE", "collectors", {"delete_all": True})
     assert (status, body["deleted"]) == (200, ["b", "c"])
     assert await stored_ids(api) == []
     for wrong in ({}, {"ids": []}, {"ids": ["b"], "delete_all": True}, {"id": "b"}):
         status, body = await api.call("DELETE", "collectors", wrong)
-        assert_refused(status, body, 400, 24001, "body")
+        assert_refused(status, body, 400, 11102, "body")
 
 
 async def test_get_missing_is_404(api: Api) -> None:
     status, body = await api.call("GET", "collectors/nope")
-    assert_refused(status, body, 404, 24003, "'nope'", "alice/photos")
+    assert_refused(status, body, 404, 52000, "'nope'", "alice/photos")
 
 
 @pytest.mark.parametrize(
@@ -197,7 +207,7 @@ async def test_bad_field_is_400_naming_it(api: Api, keys: Keys, change: Any, fra
     status, reply = await api.call(
         "POST", "collectors", {"collectors": [collector("ok", api.destination, keys.post), body]}
     )
-    assert_refused(status, reply, 400, 24001, *[f.replace("collectors[0]", "collectors[1]") for f in fragments])
+    assert_refused(status, reply, 400, 11102, *[f.replace("collectors[0]", "collectors[1]") for f in fragments])
     assert keys.post not in str(reply)
     assert await stored_ids(api) == []
 
@@ -210,13 +220,13 @@ async def test_malformed_body_is_400(api: Api, body: bytes) -> None:
     url = f"{api.url}/v2/users/alice/apps/photos/collectors"
     async with api.http.post(url, data=body, headers={"Authorization": f"Key {api.key}"}) as response:
         reply = await response.json()
-    assert_refused(response.status, reply, 400, 24001)
+    assert_refused(response.status, reply, 400, 11102)
 
 
 async def test_duplicate_ids_in_one_request_are_400(api: Api, keys: Keys) -> None:
     twice = [collector("dogs", api.destination, keys.post)] * 2
     status, body = await api.call("POST", "collectors", {"collectors": twice})
-    assert_refused(status, body, 400, 24001, "collectors[1].id", "twice")
+    assert_refused(status, body, 400, 11102, "collectors[1].id", "twice")
 
 
 async def test_bad_operator_parameter_in_a_used_workflow_names_node_and_field(api: Api, keys: Keys) -> None:
@@ -229,7 +239,7 @@ async def test_bad_operator_parameter_in_a_used_workflow_names_node_and_field(ap
         "collectors",
         {"collectors": [collector("dogs", api.destination, keys.post, pre_queue_workflow_id="texts")]},
     )
-    assert_refused(status, body, 400, 24002, "collectors[0]", "'dogs'", "'texts'", "node 0", "text_check", "post")
+    assert_refused(status, body, 400, 22104, "collectors[0]", "'dogs'", "'texts'", "node 0", "text_check", "post")
     assert await stored_ids(api) == []
 
 
@@ -241,7 +251,7 @@ async def test_post_of_an_existing_id_is_409_and_changes_nothing(api: Api, keys:
         collector("dogs", api.destination, keys.post, description="x"),
     ]
     status, body = await api.call("POST", "collectors", {"collectors": again})
-    assert_refused(status, body, 409, 24004, "'dogs'", "PATCH")
+    assert_refused(status, body, 409, 40010, "'dogs'", "PATCH")
     assert await stored_ids(api) == ["dogs"]
     _, body = await api.call("GET", "collectors/dogs")
     assert body["collector"] == before
@@ -258,7 +268,7 @@ async def test_no_or_unknown_caller_key_is_401(api: Api, keys: Keys, key: str | 
         ("DELETE", "collectors", {"delete_all": True}),
     ):
         status, reply = await api.call(method, path, body, key=used)
-        assert_refused(status, reply, 401, 11008, "key")
+        assert_refused(status, reply, 401, 11008 if used is None else 11009, "key")
         if used is not None:
             assert used not in str(reply)
     assert await stored_ids(api) == []
@@ -321,7 +331,7 @@ async def test_unreachable_destination_is_502_and_stores_nothing(
         api = Api(http, url, destination, keys.owner)
         batch = [collector("good", api.destination, keys.post), collector("gone", gone, keys.post)]
         status, body = await api.call("POST", "collectors", {"collectors": batch})
-        assert_refused(status, body, 502, 24006, gone, "nothing was stored")
+        assert_refused(status, body, 502, 40034, gone, "nothing was stored")
         assert await stored_ids(api) == []
 
 

@@ -25,7 +25,7 @@ async def test_a_body_over_the_limit_is_413(api: Api, keys: Keys) -> None:
     big = [collector(f"c{i}", api.destination, keys.post, description="x" * 10_000) for i in range(120)]
     status, body = await api.call("POST", "collectors", {"collectors": big})
     assert status == 413, body
-    assert body["status"]["code"] == 24009 and "--max-body-bytes" in body["status"]["details"]
+    assert body["status"]["code"] == 40033 and "--max-body-bytes" in body["status"]["details"]
     status, body = await api.call("GET", "collectors")
     assert (status, body["collectors"]) == (200, [])
 
@@ -38,7 +38,7 @@ async def test_a_body_without_a_length_is_cut_at_the_limit(api: Api, keys: Keys)
     url = f"{api.url}/v2/users/alice/apps/photos/collectors"
     async with api.http.post(url, data=chunks(), headers={"Authorization": f"Key {keys.owner}"}) as response:
         assert response.status == 413
-        assert (await response.json())["status"]["code"] == 24009
+        assert (await response.json())["status"]["code"] == 40033
 
 
 async def test_a_key_over_its_rate_is_throttled_with_retry_after(
@@ -69,9 +69,9 @@ async def test_a_destination_outside_the_allow_list_is_refused_before_any_reques
     async with recording_server() as elsewhere:
         status, body = await api.call("POST", "collectors", {"collectors": [collector("x", elsewhere.url, keys.post)]})
         assert status == 403, body
-        assert body["status"]["code"] == 24008
+        assert body["status"]["code"] == 30103
         assert elsewhere.url in body["status"]["details"] and "--allowed-destination" in body["status"]["details"]
         for sneaky in (f"http://{api.destination.removeprefix('http://')}@127.0.0.1:1", "http://169.254.169.254"):
             status, body = await api.call("POST", "collectors", {"collectors": [collector("y", sneaky, keys.post)]})
-            assert (status, body["status"]["code"]) == (403, 24008), body
+            assert (status, body["status"]["code"]) == (403, 30103), body
         assert elsewhere.requests == []

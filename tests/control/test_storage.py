@@ -66,8 +66,8 @@ async def test_auth_service_unreachable_is_502(kafka: LocalKafka, control_topic:
     async with running(kafka.bootstrap_servers, control_topic, f"http://127.0.0.1:{free_port()}") as url:
         status, body = await Api(api.http, url, api.destination, keys.owner).call("GET", "collectors")
     assert status == 502
-    assert body["status"]["code"] == 24006
-    assert "/v2/scopes" in body["status"]["details"]
+    assert body["status"]["code"] == 40034
+    assert "/myscopes" in body["status"]["details"]
 
 
 async def test_an_invalid_record_is_skipped_and_logged_without_its_values(

@@ -44,14 +44,14 @@ async def test_create_get_list_patch_delete(api: Api) -> None:
 
 async def test_missing_existing_and_bad_workflows(api: Api) -> None:
     status, body = await api.call("GET", "workflows/nope")
-    assert_refused(status, body, 404, 24003, "'nope'")
+    assert_refused(status, body, 404, 22102, "'nope'")
     status, body = await api.call("PATCH", "workflows", {"action": "overwrite", "workflows": [workflow("nope")]})
-    assert_refused(status, body, 404, 24003, "'nope'")
+    assert_refused(status, body, 404, 22102, "'nope'")
     await api.call("POST", "workflows", {"workflows": [workflow("w")]})
     status, body = await api.call("POST", "workflows", {"workflows": [workflow("w")]})
-    assert_refused(status, body, 409, 24004, "'w'")
+    assert_refused(status, body, 409, 22100, "'w'")
     status, body = await api.call("POST", "workflows", {"workflows": [{"id": "x", "nodes": []}]})
-    assert_refused(status, body, 400, 24001, "workflows[0].nodes")
+    assert_refused(status, body, 400, 11102, "workflows[0].nodes")
 
 
 @pytest.mark.parametrize(
@@ -68,7 +68,7 @@ async def test_bad_operator_parameter_is_400_naming_node_and_field(
     api: Api, node: dict[str, Any], fragments: list[str]
 ) -> None:
     status, body = await api.call("POST", "workflows", {"workflows": [workflow("ok"), workflow("bad", node)]})
-    assert_refused(status, body, 400, 24002, "workflows[1]", "workflow 'bad'", *fragments)
+    assert_refused(status, body, 400, 22104, "workflows[1]", "workflow 'bad'", *fragments)
     status, body = await api.call("GET", "workflows")
     assert body["workflows"] == []
 
@@ -76,7 +76,7 @@ async def test_bad_operator_parameter_is_400_naming_node_and_field(
 async def test_a_workflow_mixing_stages_is_refused(api: Api) -> None:
     mixed = workflow("mixed", {"operator": "random_sample", "keep_fraction": 0.5}, {"operator": "text_check"})
     status, body = await api.call("POST", "workflows", {"workflows": [mixed]})
-    assert_refused(status, body, 400, 24002, "as a pre-queue workflow", "as a post-queue workflow", "node 1", "node 0")
+    assert_refused(status, body, 400, 22104, "as a pre-queue workflow", "as a post-queue workflow", "node 1", "node 0")
 
 
 async def test_a_workflow_in_use_cannot_be_deleted_or_broken(api: Api, keys: Keys) -> None:
@@ -87,10 +87,10 @@ async def test_a_workflow_in_use_cannot_be_deleted_or_broken(api: Api, keys: Key
 
     for wrong in ({"ids": ["sample"]}, {"delete_all": True}):
         status, body = await api.call("DELETE", "workflows", wrong)
-        assert_refused(status, body, 409, 24005, "'dogs'", "nothing was deleted")
+        assert_refused(status, body, 409, 22999, "'dogs'", "nothing was deleted")
     texts = workflow("sample", {"operator": "text_check", "min_length": 3})
     status, body = await api.call("PATCH", "workflows", {"action": "overwrite", "workflows": [texts]})
-    assert_refused(status, body, 400, 24002, "collector 'dogs'", "text_check")
+    assert_refused(status, body, 400, 22104, "collector 'dogs'", "text_check")
     status, body = await api.call("GET", "workflows")
     assert [w["id"] for w in body["workflows"]] == ["sample", "spare"]
     assert body["workflows"][0]["nodes"][0]["operator"] == "random_sample"

@@ -69,14 +69,12 @@ class ControlApis:
         self.tmp_path = tmp_path
         self.started: list[Service] = []
 
-    def start(
-        self, destination: Destination, *, args: Sequence[str] = (), env: Mapping[str, str] | None = None
-    ) -> ControlApi:
-        """Start one, with more ``args`` of ``control serve`` and ``env`` over this process's environment."""
+    def start(self, destination: Destination, *options: str, env: Mapping[str, str] | None = None) -> ControlApi:
+        """``options`` are more options of ``control serve``; ``env`` is laid over this process's environment."""
         port = free_port()
         log = self.tmp_path / f"control-api-{len(self.started)}.log"
         command = ["control", "serve", "--port", str(port), "--broker", f"kafka://{self.kafka.bootstrap_servers}"]
-        command += ["--topic", self.topic, "--auth-url", destination.url, *args]
+        command += ["--topic", self.topic, "--auth-url", destination.url, *options]
         with log.open("ab") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "streams", *command],

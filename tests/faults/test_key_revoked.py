@@ -84,11 +84,12 @@ async def test_key_revoked_mid_stream_then_replayed(
     # The worker pauses the collector in the control topic: the API shows it, the key redacted.
     def paused_by_the_worker() -> bool:
         shown = api.get("collectors", USER, APP, "half")
-        return shown["status"] == "paused" and bool(shown["last_error"])
+        return shown["status"]["code"] == 52003 and bool(shown["last_error"])
 
     wait_for(paused_by_the_worker, timeout_s=30, what="the API to show the collector paused")
     shown = api.get("collectors", USER, APP, "half")
     assert redact(first_key) in shown["last_error"] and "11008" in shown["last_error"], shown["last_error"]
+    assert shown["status"]["details"] == shown["last_error"]  # COLLECTOR_POST_INPUT_FAILED, with the reason
     assert shown["destination"]["key"] == redact(first_key)
     assert first_key not in orjson.dumps(shown).decode(), "no answer holds the key in full"
     assert listed(worker)[COLLECTOR] == {"id": COLLECTOR, "status": "paused", "last_error": shown["last_error"]}
@@ -126,7 +127,7 @@ async def test_key_revoked_mid_stream_then_replayed(
     second_key = new_key(destination, "ktwo")
     fixed = collector_body("half", destination.url, second_key, pre_queue_random_sample=0.5, status="active")
     [patched] = api.overwrite("collectors", USER, APP, [fixed])
-    assert patched["status"] == "active" and patched["last_error"] is None
+    assert patched["status"]["code"] == 52001 and patched["last_error"] is None
     assert patched["destination"]["key"] == redact(second_key)
     wait_listed(
         [worker],

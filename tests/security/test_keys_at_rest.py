@@ -245,7 +245,7 @@ async def test_a_destination_outside_the_allow_list_receives_nothing(
                 "collectors", USER, APP, [collector_body("out", elsewhere.url, post_key, pre_queue_random_sample=1.0)]
             )
         assert refused.value.http_status == 403
-        assert "24008" in str(refused.value) and "--allowed-destination" in str(refused.value), str(refused.value)
+        assert "30103" in str(refused.value) and "--allowed-destination" in str(refused.value), str(refused.value)
         assert elsewhere.requests == []
 
         # A record written to the topic behind the API's back (tampered) is refused by the workers too.

@@ -82,7 +82,7 @@ async def test_no_key_in_clear_anywhere_after_a_full_run(
     destination = debug_destination
     owner = new_key(destination, "ownr", app_id=None)
     one, two, three = new_key(destination, "kone"), new_key(destination, "ktwo"), new_key(destination, "kthr")
-    running = control_apis.start(destination, args=["--log-level", "debug"])
+    running = control_apis.start(destination, "--log-level", "debug")
     predictions = await topic_factory("predictions")
     env = {"COLLECTORS_LOG_LEVEL": "debug", "COLLECTORS_ALLOWED_DESTINATIONS": destination.url}
     workers: list[Service] = [worker_factory(empty_config(tmp_path), env=env) for _ in range(2)]

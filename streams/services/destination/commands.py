@@ -98,9 +98,14 @@ def destination() -> None:
 @db_option
 @click.option("--faults", is_flag=True, help="Mount POST /_faults to inject outages, errors and delays (tests).")
 @click.option(
+    "--grpc-port",
+    type=click.IntRange(0, 65535),
+    help="Also serve PostInputs, ListInputs, GetInput and MyScopes over gRPC (clarifai.api.V2, no TLS) on this port.",
+)
+@click.option(
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="warning", show_default=True
 )
-def serve(host: str, port: int, db: str, faults: bool, log_level: str) -> None:
+def serve(host: str, port: int, db: str, faults: bool, grpc_port: int | None, log_level: str) -> None:
     """Serve the inputs API until SIGINT or SIGTERM."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -112,7 +117,7 @@ def serve(host: str, port: int, db: str, faults: bool, log_level: str) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await server.serve(store, host, port, faults=faults, stop=stop, on_ready=ready)
+        await server.serve(store, host, port, faults=faults, stop=stop, on_ready=ready, grpc_port=grpc_port)
 
     with cli_store(db) as store:
         try:

@@ -1,4 +1,5 @@
-"""HTTP server of the reference destination: the inputs API (PostInputs, ListInputs, GetInput).
+"""HTTP server of the reference destination: the inputs API (PostInputs, ListInputs, GetInput) and MyScopes,
+as Clarifai's API spells them (over gRPC too, through :func:`serve`'s ``grpc_port``).
 
 Conventions (every body is `{"status": {"code", "description"[, "details"]}, ...}`):
 
@@ -8,9 +9,11 @@ Conventions (every body is `{"status": {"code", "description"[, "details"]}, ...
   least one input is not 30000 but at least one is 30000 or 30100 (so a batch of duplicates only is
   HTTP 200 / 10010); 10020 FAILURE with HTTP 400 when every input is invalid (nothing stored).
 * Whole-request refusals carry no per-input statuses: 401/11008 (no, unknown or revoked key),
-  403/11007 (key lacks the scope or is for another app), 404/10020 (unknown user or app),
-  400/30105 (over 128 inputs), 400/10020 (body not JSON or not `{"inputs": [...]}`), 413/10020 (body
-  too large), 429/11005 and 5xx/10020 (injected faults, decided before anything is stored).
+  403/11007 (key lacks the scope or is for another app), 404/10020 (unknown user or app), 404/30102 (GetInput
+  of an id the app does not have),
+  400/30105 (over 128 inputs), 400/10020 (body not JSON or not `{"inputs": [...]}`; or, on `/v2/inputs`,
+  a key of every app of its user, which must name the app in the path), 413/10020 (body too large),
+  429/11005 and 5xx/10020 (injected faults, decided before anything is stored).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import logging
 import random
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from http import HTTPStatus
 from typing import Any, Literal
 
@@ -31,7 +34,9 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from schemas.inputs_api import MAX_INPUTS_PER_REQUEST, Input, StatusCode
+from streams.services.clarifai_grpc import bridged
 from streams.services.destination.store import (
+    SCOPE_ALL,
     SCOPE_LIST_INPUTS,
     SCOPE_POST_INPUTS,
     BaseStore,
@@ -100,6 +105,13 @@ class ServerState:
 STORE_KEY = web.AppKey("store", BaseStore)
 STATE_KEY = web.AppKey("state", ServerState)
 CODE_KEY = web.ResponseKey("status_code", int)
+APP_KEY = web.RequestKey("app", tuple[str, str])
+
+
+def app_of(request: web.Request) -> tuple[str, str]:
+    """The (user_id, app_id) of an authorised inputs request: the path's, or (Clarifai's bindings without the
+    app, ``/v2/inputs``) the app of the caller's key."""
+    return request[APP_KEY]
 
 
 def _status(code: StatusCode, description: str, details: str = "") -> dict[str, Any]:
@@ -200,8 +212,8 @@ async def _faults_gate(request: web.Request, *, post: bool) -> web.Response | No
 
 
 def _authorize(request: web.Request, scope: str) -> web.Response | KeyRecord:
-    """The caller's key record if it may use `scope` on the path's app, else the 401/403/404 refusal."""
-    user_id, app_id = request.match_info["user_id"], request.match_info["app_id"]
+    """The caller's key record if it may use `scope` on the request's app (see :func:`app_of`), else the
+    400/401/403/404 refusal."""
     header = request.headers.get("Authorization", "")
     scheme, _, clear_key = header.partition(" ")
     clear_key = clear_key.strip()
@@ -228,6 +240,19 @@ def _authorize(request: web.Request, scope: str) -> web.Response | KeyRecord:
             "API key not found",
             f"key {redact_key(clear_key)} (key id {record.key_id}) was revoked; use another key",
         )
+    if "app_id" in request.match_info:
+        user_id, app_id = request.match_info["user_id"], request.match_info["app_id"]
+    elif record.app_id is not None:
+        user_id, app_id = record.user_id, record.app_id
+    else:
+        return _reply(
+            400,
+            StatusCode.FAILURE,
+            "App not named",
+            f"key id {record.key_id} is for every app of user {record.user_id}: name the app in the path, "
+            f"{INPUTS_PATH}",
+        )
+    request[APP_KEY] = (user_id, app_id)
     problem = record.access_problem(user_id, app_id, scope)
     if problem is not None:
         description = (
@@ -299,7 +324,7 @@ async def post_inputs(request: web.Request) -> web.Response:
     auth = await _admitted(request, SCOPE_POST_INPUTS, post=True)
     if isinstance(auth, web.Response):
         return auth
-    user_id, app_id = request.match_info["user_id"], request.match_info["app_id"]
+    user_id, app_id = app_of(request)
     try:
         body = orjson.loads(await request.read())
     except orjson.JSONDecodeError as exc:
@@ -401,7 +426,8 @@ async def list_inputs(request: web.Request) -> web.Response:
     if isinstance(paging, web.Response):
         return paging
     page, per_page = paging
-    stored = request.app[STORE_KEY].list_inputs(auth.user_id, request.match_info["app_id"], page, per_page)
+    user_id, app_id = app_of(request)
+    stored = request.app[STORE_KEY].list_inputs(user_id, app_id, page, per_page)
     return _ok(inputs=[item.to_json() for item in stored])
 
 
@@ -410,20 +436,30 @@ async def get_input(request: web.Request) -> web.Response:
     auth = await _admitted(request, SCOPE_LIST_INPUTS, post=False)
     if isinstance(auth, web.Response):
         return auth
-    app_id, input_id = request.match_info["app_id"], request.match_info["input_id"]
-    item = request.app[STORE_KEY].get_input(auth.user_id, app_id, input_id)
+    (user_id, app_id), input_id = app_of(request), request.match_info["input_id"]
+    item = request.app[STORE_KEY].get_input(user_id, app_id, input_id)
     if item is None:
         return _reply(
             404,
-            StatusCode.FAILURE,
+            StatusCode.INPUT_DOES_NOT_EXIST,
             "Input not found",
-            f"no input with id {input_id!r} in app {auth.user_id}/{app_id}",
+            f"no input with id {input_id!r} in app {user_id}/{app_id}",
         )
     return _ok(input=item.to_json())
 
 
+SCOPE_ENDPOINTS = {
+    SCOPE_POST_INPUTS: ("PostInputs",),
+    SCOPE_LIST_INPUTS: ("ListInputs", "GetInput"),
+    SCOPE_ALL: ("PostInputs", "ListInputs", "GetInput"),
+}
+MYSCOPES_PATHS = ("/v2/myscopes", "/v2/my_scopes", "/v2/users/{user_id}/apps/{app_id}/myscopes", "/v2/scopes")
+
+
 async def my_scopes(request: web.Request) -> web.Response:
-    """MyScopes: who the header's key belongs to, which app it covers (null: every app of its user), its scopes."""
+    """MyScopes, as Clarifai answers it: the key's ``scopes``, the ``endpoints`` they open and its ``app``
+    (on the app path, that app, which the key must cover); also ``user_id``, ``app_id`` (null: every app of
+    the user) and ``key_id``. ``me`` in the path is the key's user."""
     scheme, _, clear_key = request.headers.get("Authorization", "").partition(" ")
     clear_key = clear_key.strip()
     record = request.app[STORE_KEY].authenticate(clear_key) if scheme.lower() == "key" and clear_key else None
@@ -435,7 +471,25 @@ async def my_scopes(request: web.Request) -> web.Response:
             "API key not found",
             f"key {shown} is unknown or revoked; send the header 'Authorization: Key <your API key>'",
         )
-    return _ok(user_id=record.user_id, app_id=record.app_id, scopes=sorted(record.scopes), key_id=record.key_id)
+    app = {"id": record.app_id or "", "user_id": record.user_id}
+    if "app_id" in request.match_info:
+        path_user = request.match_info["user_id"]
+        user_id = record.user_id if path_user == "me" else path_user
+        app = {"id": request.match_info["app_id"], "user_id": user_id}
+        if not record.covers_app(user_id, app["id"]):
+            problem = record.access_problem(user_id, app["id"], SCOPE_ALL)
+            return _reply(403, StatusCode.CONN_INSUFFICIENT_SCOPES, "API key is for another app", problem or "")
+        if not request.app[STORE_KEY].app_exists(user_id, app["id"]):
+            return _reply(404, StatusCode.FAILURE, "App not found", f"app {user_id}/{app['id']} does not exist")
+    calls = {"MyScopes", *(name for scope in record.scopes for name in SCOPE_ENDPOINTS.get(scope, ()))}
+    return _ok(
+        scopes=sorted(record.scopes),
+        app=app,
+        endpoints=[f"/clarifai.api.V2/{name}" for name in sorted(calls)],
+        user_id=record.user_id,
+        app_id=record.app_id,
+        key_id=record.key_id,
+    )
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -481,7 +535,12 @@ def create_app(store: BaseStore, *, faults: bool = False, rng: random.Random | N
     app.router.add_post(INPUTS_PATH, post_inputs, name="post_inputs")
     app.router.add_get(INPUTS_PATH, list_inputs, name="list_inputs")
     app.router.add_get(INPUTS_PATH + "/{input_id}", get_input, name="get_input")
-    app.router.add_get("/v2/scopes", my_scopes, name="my_scopes")
+    # Clarifai's bindings without the app: the app of the caller's key.
+    app.router.add_post("/v2/inputs", post_inputs, name="post_inputs_of_key_app")
+    app.router.add_get("/v2/inputs", list_inputs, name="list_inputs_of_key_app")
+    app.router.add_get("/v2/inputs/{input_id}", get_input, name="get_input_of_key_app")
+    for path in MYSCOPES_PATHS:
+        app.router.add_get(path, my_scopes)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/_stats", get_stats)
     if faults:
@@ -506,6 +565,9 @@ async def running(
         await runner.cleanup()
 
 
+GRPC_CALLS = ("PostInputs", "ListInputs", "GetInput", "MyScopes")
+
+
 async def serve(
     store: BaseStore,
     host: str = "127.0.0.1",
@@ -514,9 +576,15 @@ async def serve(
     faults: bool = False,
     stop: asyncio.Event,
     on_ready: Callable[[str], None] | None = None,
+    grpc_port: int | None = None,
 ) -> None:
-    """Serve until `stop` is set; `on_ready` gets the base URL once listening."""
-    async with running(store, host, port, faults=faults) as url:
+    """Serve until `stop` is set; `on_ready` gets the base URL once listening (and the gRPC port, when
+    `grpc_port` serves PostInputs, ListInputs, GetInput and MyScopes over gRPC too)."""
+    async with AsyncExitStack() as stack:
+        url = await stack.enter_async_context(running(store, host, port, faults=faults))
+        if grpc_port is not None:
+            bound = await stack.enter_async_context(bridged(url, GRPC_CALLS, host, grpc_port))
+            url = f"{url} (gRPC on port {bound})"
         if on_ready is not None:
             on_ready(url)
         await stop.wait()

@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from enum import IntEnum
 from typing import Any, Literal, TypeVar
 
@@ -45,9 +45,12 @@ from streams.core.secrets import (
 )
 from streams.core.workflows import WorkflowError, compile_nodes
 from streams.kafka.control_topic import ControlReader, ControlWriter
-from streams.services.management.auth import KeyIntrospection, Unreachable, caller_problem, header_key
+from streams.services.clarifai_grpc import bridged
+from streams.services.destination.store import KeyRecord
+from streams.services.management.auth import KeyIntrospection, KeyRefused, Unreachable, caller_problem, header_key
 from streams.services.management.guard import CONN_THROTTLED, REQUEST_TOO_LARGE, Limits, guard_middleware
 from streams.services.management.openapi import openapi_document
+from streams.services.management.spelling import SpellingError, collector_view, project_fields
 
 log = logging.getLogger(__name__)
 
@@ -62,22 +65,27 @@ Stored = TypeVar("Stored", StoredCollector, StoredWorkflow)
 
 
 class ControlCode(IntEnum):
-    """Status codes of the management API (the first four are the inputs API's)."""
+    """Status codes of the management API: each one a value of Clarifai's StatusCode enum (the name there in
+    the comment where it differs), so Clarifai's clients can name every code."""
 
     SUCCESS = 10000
     FAILURE = 10020
     CONN_INSUFFICIENT_SCOPES = 11007
     CONN_KEY_INVALID = 11008
-    INVALID_ARGUMENT = 24001
-    WORKFLOW_INVALID = 24002
-    NOT_FOUND = 24003
-    ALREADY_EXISTS = 24004
-    IN_USE = 24005
-    UPSTREAM_UNREACHABLE = 24006
-    STORE_UNAVAILABLE = 24007
-    CONN_THROTTLED = CONN_THROTTLED
-    DESTINATION_NOT_ALLOWED = 24008
-    REQUEST_TOO_LARGE = REQUEST_TOO_LARGE
+    CONN_KEY_NOT_FOUND = 11009
+    INVALID_ARGUMENT = 11102  # CONN_INVALID_REQUEST
+    NOT_FOUND = 11101  # CONN_DOES_NOT_EXIST: an app the auth service does not know
+    WORKFLOW_INVALID = 22104  # WORKFLOW_INVALID_ARGUMENT
+    WORKFLOW_NOT_FOUND = 22102  # WORKFLOW_DOES_NOT_EXIST
+    WORKFLOW_ALREADY_EXISTS = 22100  # WORKFLOW_DUPLICATE
+    IN_USE = 22999  # WORKFLOW_INVALID_REQUEST: a collector still uses the workflow
+    ALREADY_EXISTS = 40010  # DATABASE_DUPLICATE_KEY: a collector id that exists
+    UPSTREAM_UNREACHABLE = 40034  # EXTERNAL_CONNECTION_ERROR
+    COLLECTOR_MISSING = 52000
+    STORE_UNAVAILABLE = 98006  # INTERNAL_DATABASE_ISSUE: Kafka refused the write
+    CONN_THROTTLED = CONN_THROTTLED  # a key over its request rate
+    DESTINATION_NOT_ALLOWED = 30103  # INPUT_PERMISSION_DENIED: a destination outside the allow-list
+    REQUEST_TOO_LARGE = REQUEST_TOO_LARGE  # RPC_MAX_MESSAGE_SIZE_EXCEEDED: a body over the limit
 
 
 class Refusal(Exception):
@@ -117,15 +125,6 @@ def clear_document(stored: StoredCollector | StoredWorkflow) -> dict[str, Any]:
     if isinstance(stored, StoredCollector) and stored.collector.destination.key is not None:
         document["collector"]["destination"]["key"] = stored.collector.destination.key.get_secret_value()
     return document
-
-
-def collector_view(stored: StoredCollector) -> dict[str, Any]:
-    """A collector as responses show it: its fields, key redacted, timestamps and last error."""
-    view = stored.collector.model_dump(mode="json")
-    key = stored.collector.destination.key
-    view["destination"]["key"] = None if key is None else redact(key.get_secret_value())
-    view.update(created_at=stored.created_at, modified_at=stored.modified_at, last_error=stored.last_error)
-    return view
 
 
 def workflow_view(stored: StoredWorkflow) -> dict[str, Any]:
@@ -246,6 +245,8 @@ ALLOWED = web.AppKey("allowed", AllowedDestinations)
 ALLOW_OPTION = "`collectors control serve --allowed-destination URL` (or COLLECTORS_ALLOWED_DESTINATIONS)"
 KEYS = web.AppKey("keys", KeyIntrospection)
 AUTH_URL = web.AppKey("auth_url", str)
+DESTINATION_URL = web.AppKey("destination_url", str)
+APP_IDS = web.RequestKey("user_app", tuple[str, str])  # set by _authorize
 OPENAPI = web.AppKey("openapi", bytes)
 
 
@@ -253,12 +254,33 @@ OPENAPI = web.AppKey("openapi", bytes)
 
 
 def _path(request: web.Request) -> tuple[str, str]:
-    return request.match_info["user_id"], request.match_info["app_id"]
+    """The request's app: the path's, else ``user_app_id``'s, else the key's own (set by :func:`_authorize`)."""
+    return request[APP_IDS]
+
+
+def _named_app(request: web.Request, body: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The app the request names: in its path, or in ``user_app_id`` (the body's, or the query's
+    ``user_app_id.user_id`` / ``user_app_id.app_id``); both must agree."""
+    named = body.get("user_app_id")
+    if named is None:
+        named = {
+            field: request.query[f"user_app_id.{field}"]
+            for field in ("user_id", "app_id")
+            if f"user_app_id.{field}" in request.query
+        }
+    if not isinstance(named, dict) or set(named) - {"user_id", "app_id"}:
+        raise _invalid("user_app_id must be an object {user_id, app_id}")
+    user_id, app_id = named.get("user_id") or None, named.get("app_id") or None
+    if "app_id" in request.match_info:
+        path = request.match_info["user_id"], request.match_info["app_id"]
+        if (user_id not in (None, path[0])) or (app_id not in (None, path[1])):
+            raise _invalid(f"user_app_id {user_id}/{app_id} is not the path's app {path[0]}/{path[1]}")
+        return path
+    return user_id, app_id
 
 
 async def _authorize(request: web.Request) -> None:
-    """Refuse unless the caller's key belongs to the path's user and covers the path's app."""
-    user_id, app_id = _path(request)
+    """Refuse unless the caller's key belongs to the request's user and covers its app (then set the app)."""
     clear_key = header_key(request.headers.get("Authorization", ""))
     if clear_key is None:
         raise Refusal(
@@ -267,32 +289,56 @@ async def _authorize(request: web.Request) -> None:
             "API key not found",
             "send the header 'Authorization: Key <key>' with a key of the app's owner",
         )
+    body = await _body(request, keep_app=True) if request.method in ("POST", "PATCH", "DELETE") else {}
+    user_id, app_id = _named_app(request, body)
     auth_url = request.app[AUTH_URL]
+    keys = request.app[KEYS]
     try:
-        record = await request.app[KEYS].scopes(auth_url, clear_key)
+        if user_id in (None, "me") or app_id is None:
+            own = _known(await keys.scopes(auth_url, clear_key), clear_key, auth_url)
+            user_id = own.user_id if user_id in (None, "me") else user_id
+            app_id = app_id or own.app_id
+            if app_id is None:
+                raise _invalid(
+                    "name the app: user_app_id {user_id, app_id} in the body (or the query), or the path "
+                    "/v2/users/{user_id}/apps/{app_id}/...; the key is not an app's"
+                )
+        record = _known(await keys.scopes(auth_url, clear_key, user_id, app_id), clear_key, auth_url)
     except Unreachable as exc:
         raise Refusal(502, ControlCode.UPSTREAM_UNREACHABLE, "Auth service unreachable", str(exc)) from None
-    if record is None:
-        raise Refusal(
-            401,
-            ControlCode.CONN_KEY_INVALID,
-            "API key not found",
-            f"key {redact(clear_key)} is unknown or revoked at {auth_url}; use a valid key of the app's owner",
-        )
     KEY_REDACTION.remember(clear_key)
     problem = caller_problem(record, user_id, app_id)
     if problem is not None:
         raise Refusal(403, ControlCode.CONN_INSUFFICIENT_SCOPES, "API key is for another app", problem)
+    request[APP_IDS] = (user_id, app_id)
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
+def _known(answer: KeyRecord | KeyRefused, clear_key: str, auth_url: str) -> KeyRecord:
+    """The key's record, or the refusal the auth service's answer calls for."""
+    if isinstance(answer, KeyRecord):
+        return answer
+    if answer.code == ControlCode.CONN_INSUFFICIENT_SCOPES:
+        raise Refusal(403, ControlCode.CONN_INSUFFICIENT_SCOPES, "API key is for another app", answer.problem)
+    if answer.code == ControlCode.NOT_FOUND:
+        raise Refusal(404, ControlCode.NOT_FOUND, "App not found", answer.problem)
+    raise Refusal(
+        401,
+        ControlCode.CONN_KEY_NOT_FOUND,
+        "API key not found",
+        f"key {redact(clear_key)} is unknown or revoked at {auth_url}; use a valid key of the app's owner",
+    )
+
+
+async def _body(request: web.Request, *, keep_app: bool = False) -> dict[str, Any]:
+    """The JSON object of the body (an empty body: ``{}``); ``user_app_id`` left out unless ``keep_app``."""
+    raw = await request.read()
     try:
-        body = orjson.loads(await request.read())
+        body = orjson.loads(raw) if raw.strip() else {}
     except orjson.JSONDecodeError as exc:
         raise _invalid(f"the body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise _invalid("the body must be a JSON object")
-    return body
+    return body if keep_app else {key: value for key, value in body.items() if key != "user_app_id"}
 
 
 def _field_errors(exc: ValidationError, where: str) -> str:
@@ -350,7 +396,7 @@ def _check_presence(
         if taken:
             raise Refusal(
                 409,
-                ControlCode.ALREADY_EXISTS,
+                ControlCode.ALREADY_EXISTS if kind == "collector" else ControlCode.WORKFLOW_ALREADY_EXISTS,
                 f"{kind.capitalize()} already exists",
                 f"{kind}(s) {', '.join(map(repr, taken))} already exist in app {user_id}/{app_id}; "
                 'overwrite them with PATCH {"action": "overwrite", ...} or choose other ids',
@@ -360,22 +406,31 @@ def _check_presence(
 def _not_found(kind: str, ids: Sequence[str], user_id: str, app_id: str, *, hint: str) -> Refusal:
     return Refusal(
         404,
-        ControlCode.NOT_FOUND,
+        ControlCode.COLLECTOR_MISSING if kind == "collector" else ControlCode.WORKFLOW_NOT_FOUND,
         f"{kind.capitalize()} not found",
         f"no {kind} {', '.join(map(repr, ids))} in app {user_id}/{app_id}; {hint}",
     )
 
 
 def _parse_collector(
-    raw: Any, where: str, user_id: str, app_id: str, kept_keys: dict[str, str]
+    raw: Any, where: str, user_id: str, app_id: str, kept_keys: dict[str, str], destination_url: str
 ) -> tuple[Collector, bool]:
-    """Validate one collector of a body, its destination filled from the path; also whether it gave a key.
+    """Validate one collector of a body, in either spelling, its destination filled from the path (and
+    ``destination_url`` when it names no base URL); also whether it gave a key.
 
-    ``kept_keys`` (PATCH only) maps stored ids to their clear keys: a collector sent without a key keeps its own.
+    ``kept_keys`` (PATCH only) maps stored ids to their clear keys: a collector sent without a key, or with the
+    redacted key responses show, keeps its own.
     """
     if not isinstance(raw, dict):
         raise _invalid(f"{where}: must be a collector object")
+    try:
+        raw = project_fields(raw, where, destination_url)
+    except SpellingError as exc:
+        raise _invalid(str(exc)) from None
     destination = raw.get("destination")
+    kept = kept_keys.get(str(raw.get("id")))
+    if isinstance(destination, dict) and kept is not None and destination.get("key") == redact(kept):
+        destination = {**destination, "key": None}
     if isinstance(destination, dict):
         destination = {"user_id": user_id, "app_id": app_id, **destination}
         if destination.get("key_env") is not None:
@@ -387,7 +442,10 @@ def _parse_collector(
         key_given = destination.get("key") is not None
         if not key_given:
             if raw.get("id") not in kept_keys:
-                raise _invalid(f"{where}.destination.key: required, an API key of the app with the PostInputs scope")
+                raise _invalid(
+                    f"{where}.destination.key: required, an API key of the app with the PostInputs scope (or "
+                    "collector_source.api_post_model_outputs_collector_source.post_inputs_key_id)"
+                )
             destination["key"] = kept_keys[raw["id"]]
         raw = {**raw, "destination": destination}
     else:
@@ -585,7 +643,7 @@ async def _write_collectors(request: web.Request, *, overwrite: bool) -> web.Res
         if not overwrite:
             kept_keys = {}
         parsed = [
-            _parse_collector(raw, f"collectors[{index}]", user_id, app_id, kept_keys)
+            _parse_collector(raw, f"collectors[{index}]", user_id, app_id, kept_keys, request.app[DESTINATION_URL])
             for index, raw in enumerate(raw_items)
         ]
         _check_unique("collectors", [collector.id for collector, _ in parsed])
@@ -780,20 +838,23 @@ def create_app(
     catalog: Catalog,
     keys: KeyIntrospection,
     auth_url: str,
+    destination_url: str | None = None,
     *,
     allowed: AllowedDestinations | None = None,
     limits: Limits | None = None,
 ) -> web.Application:
-    """The management web app over a started catalog; keys are checked with ``auth_url``'s MyScopes.
+    """The management web app over a started catalog; keys are checked with ``auth_url``'s MyScopes, and a
+    collector naming no destination base URL posts to ``destination_url`` (default: ``auth_url``).
 
-    Collectors may name the destinations ``allowed`` (default: ``auth_url`` alone).
+    Collectors may name the destinations ``allowed`` (default: ``auth_url`` and ``destination_url``).
     """
     limits = limits or Limits()
     app = web.Application(middlewares=[guard_middleware(limits), _errors], client_max_size=limits.max_body_bytes)
-    app[ALLOWED] = allowed or AllowedDestinations([auth_url], option=ALLOW_OPTION)
+    app[ALLOWED] = allowed or AllowedDestinations([auth_url, destination_url or auth_url], option=ALLOW_OPTION)
     app[CATALOG] = catalog
     app[KEYS] = keys
     app[AUTH_URL] = auth_url.rstrip("/")
+    app[DESTINATION_URL] = (destination_url or auth_url).rstrip("/")
     app[OPENAPI] = orjson.dumps(openapi_document({code.name: int(code) for code in ControlCode}))
     for plural, post, patch in (
         ("collectors", post_collectors, patch_collectors),
@@ -805,6 +866,12 @@ def create_app(
         app.router.add_patch(base, patch, name=f"patch_{plural}")
         app.router.add_delete(base, _delete_handler(plural), name=f"delete_{plural}")
         app.router.add_get(base + "/{item_id}", _get_handler(plural), name=f"get_{plural[:-1]}")
+    # Clarifai's bindings without the app in the path: the app is user_app_id's, or the key's own.
+    app.router.add_post("/v2/collectors", post_collectors)
+    app.router.add_get("/v2/collectors", _list_handler("collectors"))
+    app.router.add_patch("/v2/collectors", patch_collectors)
+    app.router.add_delete("/v2/collectors", _delete_handler("collectors"))
+    app.router.add_get("/v2/collectors/{item_id}", _get_handler("collectors"))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi)
     return app
@@ -820,6 +887,7 @@ async def running(
     *,
     timeout_s: float = 10.0,
     access_log: bool = False,
+    destination_url: str | None = None,
     box: SecretBox | None = None,
     allowed_destinations: Sequence[str] = (),
     limits: Limits | None = None,
@@ -828,14 +896,15 @@ async def running(
 
     The control topic is read to its end before the API listens; outgoing calls (MyScopes) time out after
     ``timeout_s``. Keys are sealed with ``box`` (default: the secrets of the environment, ``SecretError`` when
-    there are none); collectors may name ``allowed_destinations`` (default: ``auth_url`` alone).
+    there are none); collectors may name ``allowed_destinations`` (default: ``auth_url`` and ``destination_url``).
     """
     box = box or load_box()
-    allowed = AllowedDestinations(allowed_destinations or [auth_url], option=ALLOW_OPTION)
+    default = [auth_url, destination_url or auth_url]
+    allowed = AllowedDestinations(allowed_destinations or default, option=ALLOW_OPTION)
     catalog = Catalog(broker, topic, box)
     await catalog.start()
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s))
-    app = create_app(catalog, KeyIntrospection(session), auth_url, allowed=allowed, limits=limits)
+    app = create_app(catalog, KeyIntrospection(session), auth_url, destination_url, allowed=allowed, limits=limits)
     runner = web.AppRunner(app, access_log=log if access_log else None)
     try:
         await runner.setup()
@@ -849,6 +918,9 @@ async def running(
         await catalog.stop()
 
 
+COLLECTOR_CALLS = ("PostCollectors", "GetCollector", "ListCollectors", "PatchCollectors", "DeleteCollectors")
+
+
 async def serve(
     broker: str,
     topic: str,
@@ -859,23 +931,33 @@ async def serve(
     stop: asyncio.Event,
     timeout_s: float = 10.0,
     on_ready: Callable[[str], None] | None = None,
+    destination_url: str | None = None,
+    grpc_port: int | None = None,
     box: SecretBox | None = None,
     allowed_destinations: Sequence[str] = (),
     limits: Limits | None = None,
 ) -> None:
-    """Serve until ``stop`` is set; ``on_ready`` gets the base URL once listening."""
-    async with running(
-        broker,
-        topic,
-        auth_url,
-        host,
-        port,
-        timeout_s=timeout_s,
-        access_log=True,
-        box=box,
-        allowed_destinations=allowed_destinations,
-        limits=limits,
-    ) as url:
+    """Serve until ``stop`` is set; ``on_ready`` gets the base URL once listening (and the gRPC port, when
+    ``grpc_port`` serves Clarifai's five Collector calls over gRPC too)."""
+    async with AsyncExitStack() as stack:
+        url = await stack.enter_async_context(
+            running(
+                broker,
+                topic,
+                auth_url,
+                host,
+                port,
+                timeout_s=timeout_s,
+                access_log=True,
+                destination_url=destination_url,
+                box=box,
+                allowed_destinations=allowed_destinations,
+                limits=limits,
+            )
+        )
+        if grpc_port is not None:
+            bound = await stack.enter_async_context(bridged(url, COLLECTOR_CALLS, host, grpc_port))
+            url = f"{url} (gRPC on port {bound})"
         if on_ready is not None:
             on_ready(url)
         await stop.wait()

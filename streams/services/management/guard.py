@@ -25,7 +25,7 @@ from streams.services.management.auth import header_key
 log = logging.getLogger(__name__)
 
 CONN_THROTTLED = 11005
-REQUEST_TOO_LARGE = 24009
+REQUEST_TOO_LARGE = 40033  # Clarifai's RPC_MAX_MESSAGE_SIZE_EXCEEDED
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

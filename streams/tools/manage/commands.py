@@ -126,6 +126,24 @@ def _steps(item: dict[str, Any]) -> str:
     return ", ".join(steps)
 
 
+STATUS_LABELS = {52001: "active", 52002: "paused", 52003: "paused"}
+
+
+def _status_label(status: Any) -> str:
+    """A collector's status as a word (responses carry a Status message: 52001 active, 52002/52003 paused)."""
+    if not isinstance(status, dict):
+        return str(status)
+    code = status.get("code")
+    return STATUS_LABELS.get(code, str(code)) if isinstance(code, int) else str(code)
+
+
+def _source_of(collector: dict[str, Any]) -> dict[str, Any]:
+    """The model a collector watches, in either spelling."""
+    if "source" in collector:
+        return dict(collector["source"])
+    return dict(collector["collector_source"]["api_post_model_outputs_collector_source"])
+
+
 def _rows(plural: str, items: Sequence[dict[str, Any]]) -> str:
     if plural == "workflows":
         rows = [[w["id"], " → ".join(n["operator"] for n in w["nodes"]), w["modified_at"]] for w in items]
@@ -133,8 +151,8 @@ def _rows(plural: str, items: Sequence[dict[str, Any]]) -> str:
     rows = [
         [
             c["id"],
-            c["status"],
-            "/".join(c["source"][k] for k in ("model_user_id", "model_app_id", "model_id")),
+            _status_label(c["status"]),
+            "/".join(_source_of(c)[k] for k in ("model_user_id", "model_app_id", "model_id")),
             _steps(c),
             c["modified_at"],
             c.get("last_error") or "",
@@ -410,7 +428,19 @@ def control() -> None:
     "--auth-url",
     required=True,
     envvar="COLLECTORS_AUTH_URL",
-    help="Base URL of the service owning users, apps and keys (its GET /v2/scopes checks every caller).",
+    help="Base URL of the service owning users, apps and keys (its MyScopes, GET /v2/users/{u}/apps/{a}/myscopes, "
+    "checks every caller); https://api.clarifai.com works.",
+)
+@click.option(
+    "--destination-url",
+    envvar="COLLECTORS_DESTINATION_URL",
+    help="Base URL collectors post their inputs to when they name none (Clarifai's spelling never does) "
+    "[default: --auth-url].",
+)
+@click.option(
+    "--grpc-port",
+    type=click.IntRange(0, 65535),
+    help="Also serve Clarifai's Collector calls over gRPC (service clarifai.api.V2, no TLS) on this port.",
 )
 @click.option("--timeout", "timeout_s", default=10.0, show_default=True, help="Seconds allowed to each key check.")
 @click.option(
@@ -418,7 +448,7 @@ def control() -> None:
     "allowed_destinations",
     multiple=True,
     help="A base URL collectors may post to; repeatable [env COLLECTORS_ALLOWED_DESTINATIONS, comma-separated]."
-    " Default: the --auth-url service alone.",
+    " Default: the --auth-url and --destination-url services.",
 )
 @click.option("--max-body-bytes", default=1_048_576, show_default=True, type=click.IntRange(1024), help="Largest body.")
 @click.option("--rate-per-key", default=20.0, show_default=True, type=click.FloatRange(min=0.01), help="Requests/s.")
@@ -432,6 +462,8 @@ def serve(
     broker: str,
     topic: str,
     auth_url: str,
+    destination_url: str | None,
+    grpc_port: int | None,
     timeout_s: float,
     allowed_destinations: tuple[str, ...],
     max_body_bytes: int,
@@ -456,7 +488,10 @@ def serve(
     except SecretError as exc:
         raise CommandFailed(str(exc), EXIT_USAGE) from None
     allowed = list(allowed_destinations) or os.environ.get("COLLECTORS_ALLOWED_DESTINATIONS", "").split(",")
-    allowed = [url.strip() for url in allowed if url.strip()] or [auth_url]
+    allowed = list(dict.fromkeys(url.strip() for url in allowed if url.strip())) or [
+        auth_url,
+        destination_url or auth_url,
+    ]
     try:
         AllowedDestinations(allowed, option=ALLOW_OPTION)
     except AllowListError as exc:
@@ -483,6 +518,8 @@ def serve(
             stop=stop,
             timeout_s=timeout_s,
             on_ready=ready,
+            destination_url=destination_url,
+            grpc_port=grpc_port,
             box=box,
             allowed_destinations=allowed,
             limits=limits,
