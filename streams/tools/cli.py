@@ -180,12 +180,16 @@ def demo(kafka_port: int, workdir: Path) -> None:
 
 def _register_groups() -> None:
     from streams.services.destination.commands import destination
+    from streams.services.model.commands import model
+    from streams.services.tap.commands import tap
     from streams.tools.localkafka.commands import kafka
     from streams.tools.manage.commands import MANAGEMENT_COMMANDS, control
 
     main.add_command(kafka)
     main.add_command(destination)
     main.add_command(control)
+    main.add_command(model)
+    main.add_command(tap)
     for command in MANAGEMENT_COMMANDS:
         main.add_command(command)
 
