@@ -51,6 +51,11 @@ def _secret_box() -> SecretBox:
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Log level.")
 @click.option("--control-topic", help="Compacted topic of managed collectors [env COLLECTORS_CONTROL_TOPIC].")
 @click.option(
+    "--worker-id",
+    help="Stable name of this worker, unique in the group: a restart with it costs no rebalance (static "
+    "membership; default: the host name in a container) [env COLLECTORS_WORKER_ID].",
+)
+@click.option(
     "--allowed-destination",
     "allowed_destinations",
     multiple=True,
@@ -62,6 +67,8 @@ def worker(**options: Any) -> None:
     Start more workers with the same --app-id to spread the topic's partitions over them. The keys of managed
     collectors are opened with COLLECTORS_SECRET_KEY or COLLECTORS_SECRET_KEY_FILE (required).
     """
+    from pydantic import ValidationError
+
     from streams.core.allowlist import AllowListError
     from streams.core.config import load_index
     from streams.worker.app import allowed_destinations, create_app
@@ -72,7 +79,10 @@ def worker(**options: Any) -> None:
     box = _secret_box()
     options["allowed_destinations"] = ",".join(options["allowed_destinations"]) or None
     overrides = {k: v for k, v in options.items() if v is not None}
-    settings = WorkerSettings(**overrides)
+    try:
+        settings = WorkerSettings(**overrides)
+    except ValidationError as exc:
+        _fail(f"invalid worker settings: {exc}", EXIT_USAGE)
     try:
         allowed = allowed_destinations(settings)
     except AllowListError as exc:
