@@ -50,6 +50,7 @@ def _secret_box() -> SecretBox:
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Worker state directory.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Log level.")
 @click.option("--control-topic", help="Compacted topic of managed collectors [env COLLECTORS_CONTROL_TOPIC].")
+@click.option("--log-format", type=click.Choice(["text", "json"]), help="json: a JSON object a line.")
 @click.option(
     "--worker-id",
     help="Stable name of this worker, unique in the group: a restart with it costs no rebalance (static "
@@ -71,6 +72,7 @@ def worker(**options: Any) -> None:
 
     from streams.core.allowlist import AllowListError
     from streams.core.config import load_index
+    from streams.core.logformat import LogFormat
     from streams.worker.app import allowed_destinations, create_app
     from streams.worker.faust_tuning import Worker
     from streams.worker.settings import WorkerSettings
@@ -108,13 +110,15 @@ def worker(**options: Any) -> None:
         except (ConfigError, WorkflowError) as exc:
             _fail(str(exc), EXIT_USAGE)
     app, _runtime = create_app(settings, box, static)
-    click.echo(
-        f"worker {settings.app_id}: {len(static)} collectors from a file, managed ones from the topic "
-        f"{settings.control_topic}; broker {settings.broker}; "
-        f"stats at http://{settings.web_host}:{settings.web_port}/collectors/stats/",
-        err=True,
-    )
-    Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+    log_format: LogFormat = "json" if settings.log_format == "json" else "text"
+    if log_format == "text":  # in JSON, every line is a log record: the start is logged once ready
+        click.echo(
+            f"worker {settings.app_id}: {len(static)} collectors from a file, managed ones from the topic "
+            f"{settings.control_topic}; broker {settings.broker}; "
+            f"stats at http://{settings.web_host}:{settings.web_port}/collectors/stats/",
+            err=True,
+        )
+    Worker(app, loglevel=settings.log_level, quiet=True, log_format=log_format).execute_from_commandline()
 
 
 @main.command()

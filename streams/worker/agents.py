@@ -40,6 +40,8 @@ def register_agents(app: faust.App, runtime: Runtime, topics: dict[str, faust.To
 
     async def dead_letter(key: bytes | None, value: bytes) -> None:
         await app.producer.send(dead_letter_name, key, value, None, None, None)
+        if runtime.on_dead_letter is not None:
+            runtime.on_dead_letter(value)
 
     select_ledgers, post_ledgers = runtime.ledgers["select"], runtime.ledgers["post"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import faust
@@ -15,11 +16,15 @@ from streams.worker.agents import register_agents
 from streams.worker.faust_consumer import App
 from streams.worker.faust_tuning import THROUGHPUT_SETTINGS, QuietMonitor, RawSchema, tune_gc
 from streams.worker.membership import CHANGELOG_CONFIG, group_settings
+from streams.worker.metrics import WorkerMetrics
+from streams.worker.probes import register_probes
 from streams.worker.runtime import Runtime
 from streams.worker.settings import WorkerSettings
 from streams.worker.tables import PartitionLedgers
 from streams.worker.views import register_views
 from streams.worker.watchdog import LoopWatchdog
+
+log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -84,6 +89,7 @@ def create_app(
     )
     register_agents(app, runtime, topics)
     register_views(app, runtime)
+    register_probes(app, runtime, WorkerMetrics(runtime, app))
     control = ControlReader(settings.broker, settings.control_topic, on_change=runtime.apply_control)
     writer = ControlWriter(settings.broker, settings.control_topic)
 
@@ -105,10 +111,12 @@ def create_app(
         runtime.control_writer = writer
         tune_gc(settings.gc_young_threshold)
         runtime.ready.set()
+        log.info("worker %s started with %s", settings.app_id, runtime.describe())
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def close_connections(app: faust.App, **kwargs: object) -> None:
         """Close the control reader and writer and the destinations' connection pools."""
+        log.info("worker %s stopping", settings.app_id)
         await control.stop()
         if runtime.control_writer is not None:
             await writer.stop()

@@ -82,6 +82,7 @@ class Posting:
         self.state_writes = StateWrites(runtime.tables["state"])  # memory of stateful steps, saved likewise
         self.saved_at = 0.0
         self.wake = asyncio.Event()  # set when a request finishes: the loop has work besides reading
+        self.backpressure = False  # whether the queue's partitions are out of the fetch (too many held)
 
     async def run(self) -> None:
         """Until the worker stops: read, hold, post, count, save, acknowledge."""
@@ -140,10 +141,20 @@ class Posting:
                     task = asyncio.create_task(self._post(key, survivors))
                     task.add_done_callback(lambda _task: self.wake.set())
                     self.in_flight.add(task)
-        if len(self.batcher) > self.batcher.rules.max_held:
+        held, limit = len(self.batcher), self.batcher.rules.max_held
+        if held > limit:
             self.reader.pause_fetching()
         else:
             self.reader.resume_fetching()
+        if (held > limit) != self.backpressure:
+            self.backpressure = held > limit
+            log.info(
+                "backpressure %s: %d records held (limit %d)%s",
+                "on" if self.backpressure else "off",
+                held,
+                limit,
+                ", the queue waits in Kafka" if self.backpressure else "",
+            )
 
     async def _judge(self, key: DestinationKey, items: list[Held], now: float) -> list[Held]:
         """The records of a due batch that go out in it: the steps after the queue run here; records of a
@@ -232,8 +243,11 @@ class Posting:
                 self.runtime.last_errors[collector.id] = str(exc)
             await self._dead_letter_each(items, "request_refused", str(exc), exc.code)
             return
+        posted_at, last_posted = time.time(), runtime.last_posted_at
         for input_id in result.delivered:
-            self._count(by_id[input_id], outcome.POSTED)
+            held = by_id[input_id]
+            self._count(held, outcome.POSTED)
+            last_posted[held.collector_id] = posted_at
         for input_id in result.duplicates:
             self._duplicate(by_id[input_id])
         refused = {input_id: (code, description) for input_id, code, description in result.failed}

@@ -72,7 +72,10 @@ class WorkerSettings(BaseSettings):
         description="Objects allocated (net) between young-generation garbage collections; Python's default is"
         " 700, 0 keeps it. Once the worker is ready, what it loaded is also frozen out of full collections.",
     )
-    log_level: str = "warning"
+    log_level: str = Field(
+        default="info", description="info: what a person needs (start, partitions, collector changes, failures)."
+    )
+    log_format: str = Field(default="text", pattern="^(text|json)$", description="json: one JSON object per line.")
     worker_id: str | None = Field(
         default_factory=default_worker_id,
         min_length=1,

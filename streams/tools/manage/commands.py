@@ -8,7 +8,6 @@ at the top level of the `collectors` command. Exit codes: 0 ok, 2 usage error, 3
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import signal
 from collections import defaultdict
@@ -414,6 +413,41 @@ def resume(
 MANAGEMENT_COMMANDS: tuple[click.Command, ...] = (create, apply, list_command, get, patch, delete, pause, resume)
 
 
+def watched_options(func: F) -> F:
+    """The workers whose funnels the page shows: their app id and topics (the workers' own settings)."""
+    page = "the workers' {}, for the funnel page at GET /"
+    options = [
+        click.option(
+            "--app-id", default="collectors", show_default=True, envvar="COLLECTORS_APP_ID", help=page.format("app id")
+        ),
+        click.option(
+            "--predictions-topic",
+            default="predictions",
+            envvar="COLLECTORS_PREDICTIONS_TOPIC",
+            help=page.format("topic"),
+        ),
+        click.option(
+            "--queue-topic", default="collectors-queue", envvar="COLLECTORS_QUEUE_TOPIC", help=page.format("topic")
+        ),
+        click.option(
+            "--dead-letter-topic",
+            default="collectors-dead-letters",
+            envvar="COLLECTORS_DEAD_LETTER_TOPIC",
+            help=page.format("topic"),
+        ),
+        click.option(
+            "--log-format",
+            type=click.Choice(["text", "json"]),
+            default="text",
+            envvar="COLLECTORS_LOG_FORMAT",
+            help="json: one JSON object per line.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 @click.group()
 def control() -> None:
     """The management API of collectors: serve it, and manage collectors and workflows through it."""
@@ -456,6 +490,7 @@ def control() -> None:
 @click.option(
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True
 )
+@watched_options
 def serve(
     host: str,
     port: int,
@@ -470,19 +505,23 @@ def serve(
     rate_per_key: float,
     burst_per_key: int,
     log_level: str,
+    log_format: str,
+    **watched: str,
 ) -> None:
-    """Serve the management API until SIGINT or SIGTERM.
+    """Serve the management API until SIGINT or SIGTERM (and the funnel page of the workers at GET /).
 
     Keys are sealed with COLLECTORS_SECRET_KEY or COLLECTORS_SECRET_KEY_FILE (required; see docs/SECURITY.md).
     """
     from streams.core.allowlist import AllowedDestinations, AllowListError
+    from streams.core.logformat import configure
     from streams.core.secrets import SecretError, install_redaction, load_box
     from streams.services.management.api import ALLOW_OPTION
     from streams.services.management.api import serve as serve_api
+    from streams.services.management.funnel import Watched
     from streams.services.management.guard import Limits
 
     install_redaction()
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure(log_level, "json" if log_format == "json" else "text")
     try:
         box = load_box()
     except SecretError as exc:
@@ -520,6 +559,7 @@ def serve(
             on_ready=ready,
             destination_url=destination_url,
             grpc_port=grpc_port,
+            watched=Watched(broker, **watched),
             box=box,
             allowed_destinations=allowed,
             limits=limits,
