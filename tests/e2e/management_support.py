@@ -86,8 +86,9 @@ class ControlApis:
         url = f"http://127.0.0.1:{port}"
         service = Service(process, url, log)
         self.started.append(service)
-        # /openapi.json, not /healthz: only this API serves it, should another service have taken the port meanwhile
-        wait_http(f"{url}/openapi.json", timeout_s=60, process=process)
+        wait_http(f"{url}/readyz", timeout_s=60, process=process)
+        # and /openapi.json, which only this API serves: another service may have taken the port meanwhile
+        wait_http(f"{url}/openapi.json", timeout_s=10, process=process)
         return ControlApi(service, self.topic)
 
     def stop_all(self) -> None:
