@@ -75,8 +75,20 @@ async def rotate_topic(broker: str, topic: str, box: SecretBox) -> Rotation:
 
 
 @secrets.command()
-@click.option("--broker", default="kafka://127.0.0.1:9092", show_default=True, envvar="COLLECTORS_BROKER")
-@click.option("--control-topic", default=CONTROL_TOPIC, show_default=True, envvar="COLLECTORS_CONTROL_TOPIC")
+@click.option(
+    "--broker",
+    default="kafka://127.0.0.1:9092",
+    show_default=True,
+    envvar="COLLECTORS_BROKER",
+    help="Kafka bootstrap, kafka://host:port [env COLLECTORS_BROKER].",
+)
+@click.option(
+    "--control-topic",
+    default=CONTROL_TOPIC,
+    show_default=True,
+    envvar="COLLECTORS_CONTROL_TOPIC",
+    help="Compacted topic of managed collectors [env COLLECTORS_CONTROL_TOPIC].",
+)
 def rotate(broker: str, control_topic: str) -> None:
     """Re-seal every stored key with the newest secret (the first of COLLECTORS_SECRET_KEY), idempotently.
 

@@ -103,7 +103,11 @@ def destination() -> None:
     help="Also serve PostInputs, ListInputs, GetInput and MyScopes over gRPC (clarifai.api.V2, no TLS) on this port.",
 )
 @click.option(
-    "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="warning", show_default=True
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="warning",
+    show_default=True,
+    help="Least severe log lines written (keys are redacted at every level).",
 )
 def serve(host: str, port: int, db: str, faults: bool, grpc_port: int | None, log_level: str) -> None:
     """Serve the inputs API until SIGINT or SIGTERM."""

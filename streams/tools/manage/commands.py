@@ -600,7 +600,11 @@ def control() -> None:
 @click.option("--rate-per-key", default=20.0, show_default=True, type=click.FloatRange(min=0.01), help="Requests/s.")
 @click.option("--burst-per-key", default=100, show_default=True, type=click.IntRange(1), help="Requests at once.")
 @click.option(
-    "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    help="Least severe log lines written (keys are redacted at every level).",
 )
 @watched_options
 def serve(
