@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 import orjson
@@ -33,8 +33,12 @@ LAZY_COMMANDS = {
     "dlq": f"{_OPERATIONS}:dlq",
     "backfill": f"{_OPERATIONS}:backfill_command",
     "tail": f"{_OPERATIONS}:tail_command",
+    "secrets": "streams.tools.secrets_commands:secrets",
 }
 """The commands of other packages (``module:attribute``), imported when one of them is run."""
+
+if TYPE_CHECKING:
+    from streams.core.secrets import SecretBox
 
 
 @click.group(cls=LazyGroup, lazy=LAZY_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
@@ -63,9 +67,22 @@ def _setting_problem(error: Any) -> str:
     return f"COLLECTORS_{str(error['loc'][0]).upper()}: {message}, got {error['input']!r}"
 
 
-def _fail(message: str, code: int = 1) -> None:
-    click.secho(f"error: {message}", fg="red", err=True)
+def _fail(message: str, code: int = 1) -> NoReturn:
+    from streams.core.secrets import KEY_REDACTION
+
+    click.secho(f"error: {KEY_REDACTION.scrub(message)}", fg="red", err=True)
     sys.exit(code)
+
+
+def _secret_box() -> SecretBox:
+    """The deployment's secrets, with redaction of the keys they open installed; exit 2 when none is given."""
+    from streams.core.secrets import SecretError, install_redaction, load_box
+
+    install_redaction()
+    try:
+        return load_box()
+    except SecretError as exc:
+        _fail(str(exc), EXIT_USAGE)
 
 
 @main.command()
@@ -99,21 +116,31 @@ def _fail(message: str, code: int = 1) -> None:
     help="Stable name of this worker, unique in the group: a restart with it costs no rebalance (static "
     "membership; default: the host name in a container) [env COLLECTORS_WORKER_ID].",
 )
+@click.option(
+    "--allowed-destination",
+    "allowed_destinations",
+    multiple=True,
+    help="A base URL stored collectors may post to; repeatable [env COLLECTORS_ALLOWED_DESTINATIONS].",
+)
 def worker(**options: Any) -> None:
     """Run a Faust worker: select from the predictions topic, post to destinations.
 
-    Start more workers with the same --app-id to spread the topic's partitions over them.
+    Start more workers with the same --app-id to spread the topic's partitions over them. The keys of managed
+    collectors are opened with COLLECTORS_SECRET_KEY or COLLECTORS_SECRET_KEY_FILE (required).
     """
     from pydantic import ValidationError
 
+    from streams.core.allowlist import AllowListError
     from streams.core.config import ConfigError, load_index
     from streams.core.logformat import LogFormat
     from streams.core.workflows import WorkflowError
-    from streams.worker.app import create_app
+    from streams.worker.app import allowed_destinations, create_app
     from streams.worker.faust_tuning import Worker
     from streams.worker.settings import WorkerSettings
     from streams.worker.topics import TopicLayoutError, prepare_topics
 
+    box = _secret_box()
+    options["allowed_destinations"] = ",".join(options["allowed_destinations"]) or None
     overrides = {k: v for k, v in options.items() if v is not None}
     for field, variable in (("broker", "COLLECTORS_BROKER"), ("app_id", "COLLECTORS_APP_ID")):
         if field not in overrides and variable not in os.environ and contexts.setting(field):
@@ -122,6 +149,17 @@ def worker(**options: Any) -> None:
         settings = WorkerSettings(**overrides)
     except ValidationError as exc:
         _fail("invalid worker settings: " + "; ".join(_setting_problem(error) for error in exc.errors()), EXIT_USAGE)
+    try:
+        allowed = allowed_destinations(settings)
+    except AllowListError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    if allowed is None:
+        click.secho(
+            "warning: COLLECTORS_ALLOWED_DESTINATIONS is not set: managed collectors may post to any destination "
+            "(set it to the management API's --allowed-destination list; docs/SECURITY.md)",
+            fg="yellow",
+            err=True,
+        )
     try:
         partitions = asyncio.run(prepare_topics(settings))
     except ConnectionError as exc:
@@ -135,7 +173,7 @@ def worker(**options: Any) -> None:
             static = list(load_index(settings.config))
         except (ConfigError, WorkflowError) as exc:
             _fail(str(exc), EXIT_USAGE)
-    app, _runtime = create_app(settings, static)
+    app, _runtime = create_app(settings, box, static)
     log_format: LogFormat = "json" if settings.log_format == "json" else "text"
     if log_format == "text":  # in JSON, every line is a log record: the start is logged once ready
         click.echo(

@@ -36,9 +36,16 @@ class WorkerSettings(BaseSettings):
     control_topic: str = Field(default="collectors-control", description="Compacted topic of managed collectors.")
     partitions: int = Field(default=4, ge=1, description="Partitions of the topics the worker creates.")
     web_host: str = Field(
-        default="127.0.0.1", description="Address of the worker's stats, health and metrics endpoints."
+        default="127.0.0.1",
+        description="Address the web server (stats, health, metrics) binds: loopback lets only this host read"
+        " them; 0.0.0.0 exposes them to the network.",
     )
     web_port: int = Field(default=6066, description="Port of those endpoints; each worker on one host needs its own.")
+    allowed_destinations: str = Field(
+        default="",
+        description="Comma-separated base URLs the control topic's collectors may post to; a collector naming"
+        " another is paused with its reason. Empty: any (set it in production, as the management API's list).",
+    )
     data_dir: Path = Field(default=Path(".collectors/worker"), description="The worker's local state (Faust's tables).")
     stream_buffer_maxsize: int = Field(
         default=20_000,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -101,8 +102,16 @@ def destination() -> None:
     type=click.IntRange(0, 65535),
     help="Also serve PostInputs, ListInputs, GetInput and MyScopes over gRPC (clarifai.api.V2, no TLS) on this port.",
 )
-def serve(host: str, port: int, db: str, faults: bool, grpc_port: int | None) -> None:
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="warning",
+    show_default=True,
+    help="Least severe log lines written (keys are redacted at every level).",
+)
+def serve(host: str, port: int, db: str, faults: bool, grpc_port: int | None, log_level: str) -> None:
     """Serve the inputs API until SIGINT or SIGTERM."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def ready(url: str) -> None:
         click.echo(f"destination listening on {url} (db {redact_url(db)}{', faults on' if faults else ''})")
