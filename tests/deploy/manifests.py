@@ -12,6 +12,7 @@ from typing import Any
 import click
 import yaml
 
+from streams.core.secrets import ENV_SECRET, ENV_SECRET_FILE
 from streams.tools.cli import main as cli
 from streams.worker.settings import WorkerSettings
 
@@ -60,6 +61,7 @@ def walk(command: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[t
 def known_env() -> set[str]:
     """Every COLLECTORS_* variable something reads: worker settings, CLI options, the image, the examples."""
     names = {f"COLLECTORS_{name.upper()}" for name in WorkerSettings.model_fields} | IMAGE_ENV
+    names |= {ENV_SECRET, ENV_SECRET_FILE}
     for example in ROOT.joinpath("examples").rglob("*.yaml"):
         names.update(re.findall(r"\$\{(\w+)", example.read_text()))
     for _path, command in walk(cli):
