@@ -26,6 +26,7 @@ import grpc
 import orjson
 from clarifai_grpc.grpc.api import service_pb2, service_pb2_grpc
 from clarifai_grpc.grpc.api.status import status_code_pb2, status_pb2
+from google.api import annotations_pb2
 from google.protobuf import json_format, message_factory
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
@@ -118,7 +119,7 @@ class _UnknownV2Calls(grpc.GenericRpcHandler):  # type: ignore[misc]
         if not details.method.startswith(prefix):
             return None
         name = details.method.removeprefix(prefix)
-        body: bytes = service_pb2.MultiCollectorResponse(
+        body: bytes = service_pb2.MultiInputResponse(
             status=status(code_of("NOT_IMPLEMENTED"), "Not implemented", f"{name} is not served here")
         ).SerializeToString(deterministic=True)
 
@@ -140,7 +141,7 @@ async def serving(servicer: V2Base, host: str = "127.0.0.1", port: int = 0) -> A
     )
     service_pb2_grpc.add_V2Servicer_to_server(servicer, server)
     server.add_generic_rpc_handlers((_UnknownV2Calls(),))
-    bound = server.add_insecure_port(f"{host}:{port}")
+    bound = server.add_insecure_port(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
     if not bound:
         raise OSError(f"cannot listen for gRPC on {host}:{port}")
     await server.start()
@@ -155,18 +156,12 @@ async def serving(servicer: V2Base, host: str = "127.0.0.1", port: int = 0) -> A
 
 def http_bindings(method: MethodDescriptor) -> list[tuple[str, str, bool]]:
     """The call's HTTP bindings as (verb, path template, has a body), the primary one first."""
-    rule = method.GetOptions().Extensions[_http_extension()]
+    rule = method.GetOptions().Extensions[annotations_pb2.http]
     found = []
     for binding in (rule, *rule.additional_bindings):
         verb = binding.WhichOneof("pattern")
         found.append((verb.upper(), getattr(binding, verb), bool(binding.body)))
     return found
-
-
-def _http_extension() -> Any:
-    from google.api import annotations_pb2  # googleapis-common-protos, a dependency of clarifai-grpc
-
-    return annotations_pb2.http
 
 
 def _lookup(data: Mapping[str, Any], dotted: str) -> Any:

@@ -91,10 +91,15 @@ async def destination(store: Store) -> AsyncIterator[Service]:
 
 
 @pytest.fixture
-async def control(kafka: LocalKafka, unique: str, destination: Service) -> AsyncIterator[Service]:
-    topic = re.sub(r"[^A-Za-z0-9._-]", "-", f"{unique}-control")
+def control_topic(unique: str) -> str:
+    """A control topic of this test's own (Kafka topic names take letters, digits, '.', '_' and '-')."""
+    return re.sub(r"[^A-Za-z0-9._-]", "-", f"{unique}-control")
+
+
+@pytest.fixture
+async def control(kafka: LocalKafka, control_topic: str, destination: Service) -> AsyncIterator[Service]:
     async with (
-        control_running(kafka.bootstrap_servers, topic, destination.url) as url,
+        control_running(kafka.bootstrap_servers, control_topic, destination.url) as url,
         bridged(url, COLLECTOR_CALLS) as port,
     ):
         yield Service(url, port)

@@ -50,6 +50,11 @@ def exercise(args: dict[str, Any]) -> dict[str, Any]:
     missing = stub.GetInput(service_pb2.GetInputRequest(user_app_id=app, input_id="nope"), metadata=list_key)
     scopes_app = stub.MyScopes(service_pb2.MyScopesRequest(user_app_id=app), metadata=post_key)
     scopes_own = stub.MyScopes(service_pb2.MyScopesRequest(), metadata=post_key)
+    # No user_app_id: Clarifai's bindings without the app (/v2/inputs), the app being the key's.
+    keyed = resources_pb2.Input(id=f"{prefix}-keyed", data=resources_pb2.Data(text=resources_pb2.Text(raw="a cat")))
+    posted_keyed = stub.PostInputs(service_pb2.PostInputsRequest(inputs=[keyed]), metadata=post_key)
+    listed_keyed = stub.ListInputs(service_pb2.ListInputsRequest(per_page=100), metadata=list_key)
+    got_keyed = stub.GetInput(service_pb2.GetInputRequest(input_id=f"{prefix}-keyed"), metadata=list_key)
     return {
         "version": __version__,
         "has_collector_calls": hasattr(service_pb2, "PostCollectorsRequest"),
@@ -62,6 +67,11 @@ def exercise(args: dict[str, Any]) -> dict[str, Any]:
         "scopes": [
             [reply.status.code, list(reply.scopes), reply.app.user_id, reply.app.id, list(reply.endpoints)]
             for reply in (scopes_app, scopes_own)
+        ],
+        "keyed": [
+            posted_keyed.status.code,
+            [item.id for item in listed_keyed.inputs],
+            [got_keyed.status.code, got_keyed.input.data.text.raw],
         ],
         "success": status_code_pb2.SUCCESS,
     }

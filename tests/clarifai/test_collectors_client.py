@@ -7,6 +7,12 @@ import pytest
 from clarifai_grpc.grpc.api import resources_pb2, service_pb2
 from clarifai_grpc.grpc.api.status import status_code_pb2, status_pb2
 
+from streams.kafka.control_topic import ControlWriter
+from streams.services.clarifai_grpc import bridged
+from streams.services.management.api import COLLECTOR_CALLS
+from streams.services.management.api import running as control_running
+from streams.tools.localkafka.broker import LocalKafka
+
 from .conftest import CHANNELS, Keys, Service, call
 
 pytestmark = [pytest.mark.kafka, pytest.mark.parametrize("channel", CHANNELS)]
@@ -211,3 +217,43 @@ async def test_any_other_call_answers_a_status(control: Service, keys: Keys, cha
         assert reply.status.code == status_code_pb2.NOT_IMPLEMENTED
     else:  # the REST API has no such route: Clarifai's FAILURE, in JSON
         assert reply.status.code == status_code_pb2.FAILURE
+
+
+async def test_a_collector_stored_in_the_projects_spelling_reads_in_clarifais(
+    kafka: LocalKafka, control_topic: str, destination: Service, keys: Keys, channel: str
+) -> None:
+    """A control record as the API has always written it (source, destination, status "paused") is served in
+    Clarifai's fields; the record itself is what workers read, unchanged."""
+    record = {
+        "kind": "collector",
+        "user_id": "alice",
+        "app_id": "photos",
+        "collector": {
+            "id": "old",
+            "description": "",
+            "source": {"model_user_id": "clarifai", "model_app_id": "main", "model_id": "m", "caller_user_id": "bob"},
+            "destination": {"base_url": destination.url, "user_id": "alice", "app_id": "photos", "key": keys.post},
+            "pre_queue_random_sample": 0.5,
+            "status": "paused",
+        },
+        "created_at": "2026-11-27T10:00:00.000Z",
+        "modified_at": "2026-11-27T10:00:00.000Z",
+        "last_error": None,
+    }
+    writer = ControlWriter(kafka.bootstrap_servers, control_topic)
+    await writer.start()
+    try:
+        await writer.put("collector/alice/photos/old", record)
+    finally:
+        await writer.stop()
+    async with (
+        control_running(kafka.bootstrap_servers, control_topic, destination.url) as url,
+        bridged(url, COLLECTOR_CALLS) as port,
+    ):
+        request = service_pb2.GetCollectorRequest(user_app_id=PHOTOS, collector_id="old")
+        got = await call(Service(url, port).stub(channel).GetCollector, request, keys.owner)
+    assert got.status.code == SUCCESS, got.status
+    assert (source(got.collector).model_id, source(got.collector).caller_user_id) == ("m", "bob")
+    assert source(got.collector).post_inputs_key_id == keys.post[:4] + "…"
+    assert got.collector.status.code == status_code_pb2.COLLECTOR_INACTIVE
+    assert got.collector.created_at.ToJsonString() == "2026-11-27T10:00:00Z"

@@ -47,9 +47,10 @@ def check(seen: dict[str, Any], prefix: str) -> None:
     assert seen["wrong_key"] == 11008
     assert seen["listed"] == [10000, [f"{prefix}-image", f"{prefix}-text"]]
     assert seen["got"] == [10000, {"image": {"url": "https://img.example/1.jpg"}, "metadata": {"camera": "north-gate"}}]
-    assert seen["missing"] == 10020
+    assert seen["missing"] == 30102  # INPUT_DOES_NOT_EXIST
     endpoints = ["/clarifai.api.V2/MyScopes", "/clarifai.api.V2/PostInputs"]
     assert seen["scopes"] == [[10000, ["PostInputs"], "alice", "photos", endpoints]] * 2
+    assert seen["keyed"] == [10000, [f"{prefix}-image", f"{prefix}-text", f"{prefix}-keyed"], [10000, "a cat"]]
 
 
 @pytest.mark.parametrize("channel", CHANNELS)

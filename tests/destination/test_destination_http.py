@@ -116,7 +116,7 @@ async def test_nul_in_an_id_is_invalid(url: str, http: aiohttp.ClientSession, ke
     assert "NUL" in body["inputs"][0]["status"]["details"]
     assert [item.input_id for item in store.list_inputs("alice", "photos")] == ["c"]
     status, body, _ = await call(http, "GET", f"{url}/v2/users/alice/apps/photos/inputs/a%00b", keys.post)
-    assert status == 404 and body["status"]["description"] == "Input not found"
+    assert (status, body["status"]["code"], body["status"]["description"]) == (404, 30102, "Input not found")
     status, body, _ = await post(http, url, keys.user_wide, [image("d")], path="alice/pho%00tos")
     assert status == 404 and body["status"]["description"] == "App not found"
 
@@ -338,3 +338,18 @@ async def test_stats_count_outcomes(url: str, http: aiohttp.ClientSession, keys:
     assert stats["status_codes"] == {"10000": 1, "10010": 1, "11008": 1}
     assert stats["inputs"] == {"stored": 3, "duplicate": 1, "invalid": 1}
     assert stats["batch_sizes"]["2"] == 1 and stats["batch_sizes"]["3-4"] == 1
+
+
+async def test_bindings_without_the_app_use_the_keys_app(
+    url: str, http: aiohttp.ClientSession, keys: Keys, store: BaseStore
+) -> None:
+    status, body, _ = await call(http, "POST", f"{url}/v2/inputs", keys.post, json={"inputs": [image("k")]})
+    assert (status, codes(body)) == (200, [30000])
+    assert [item.input_id for item in store.list_inputs("alice", "photos", 1, 10)] == ["k"]
+    status, body, _ = await call(http, "GET", f"{url}/v2/inputs", keys.post)
+    assert (status, [item["id"] for item in body["inputs"]]) == (200, ["k"])
+    status, body, _ = await call(http, "GET", f"{url}/v2/inputs/k", keys.post)
+    assert (status, body["input"]["id"]) == (200, "k")
+    status, body, _ = await call(http, "POST", f"{url}/v2/inputs", keys.user_wide, json={"inputs": [image("w")]})
+    assert (status, body["status"]["code"]) == (400, 10020)
+    assert "name the app" in body["status"]["details"]

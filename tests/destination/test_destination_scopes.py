@@ -11,7 +11,7 @@ from .test_destination_http import call
 
 
 async def test_app_key_shows_its_owner_app_and_scopes(url: str, http: aiohttp.ClientSession, keys: Keys) -> None:
-    status, body, _ = await call(http, "GET", f"{url}/v2/scopes", keys.post)
+    status, body, _ = await call(http, "GET", f"{url}/v2/myscopes", keys.post)
     assert status == 200
     assert body["status"] == {"code": 10000, "description": "Ok"}
     assert (body["user_id"], body["app_id"], body["scopes"]) == ("alice", "photos", ["ListInputs", "PostInputs"])
@@ -20,7 +20,7 @@ async def test_app_key_shows_its_owner_app_and_scopes(url: str, http: aiohttp.Cl
 
 
 async def test_user_wide_key_has_no_app(url: str, http: aiohttp.ClientSession, keys: Keys) -> None:
-    status, body, _ = await call(http, "GET", f"{url}/v2/scopes", keys.user_wide)
+    status, body, _ = await call(http, "GET", f"{url}/v2/myscopes", keys.user_wide)
     assert status == 200
     assert (body["user_id"], body["app_id"], body["scopes"]) == ("alice", None, ["All"])
 
@@ -30,7 +30,7 @@ async def test_missing_or_malformed_header_is_refused(
     url: str, http: aiohttp.ClientSession, header: str | None
 ) -> None:
     headers = {} if header is None else {"Authorization": header}
-    async with http.get(f"{url}/v2/scopes", headers=headers) as response:
+    async with http.get(f"{url}/v2/myscopes", headers=headers) as response:
         body = await response.json()
     assert response.status == 401
     assert body["status"]["code"] == 11008
@@ -40,7 +40,7 @@ async def test_unknown_and_revoked_keys_are_refused_without_echoing_them(
     url: str, http: aiohttp.ClientSession, keys: Keys
 ) -> None:
     for key in ("never-issued-key-0001", keys.revoked):
-        status, body, _ = await call(http, "GET", f"{url}/v2/scopes", key)
+        status, body, _ = await call(http, "GET", f"{url}/v2/myscopes", key)
         assert status == 401
         assert body["status"]["code"] == 11008
         assert key not in str(body)

@@ -178,7 +178,7 @@ async def test_delete_drops_what_was_queued(
     api.create("collectors", USER, APP, [doomed, kept])
     wait_listed([worker], lambda state: len(state) == 2, timeout_s=PICK_UP_S, what="both collectors")
 
-    await set_faults(destination, down=True)  # /v2/scopes still answers: the API keeps working
+    await set_faults(destination, down=True)  # MyScopes still answers: the API keeps working
     lines = event_lines(300, start=1, seed=61)
     await producer_factory(predictions, lines)
     wait_for(

@@ -9,9 +9,11 @@ Conventions (every body is `{"status": {"code", "description"[, "details"]}, ...
   least one input is not 30000 but at least one is 30000 or 30100 (so a batch of duplicates only is
   HTTP 200 / 10010); 10020 FAILURE with HTTP 400 when every input is invalid (nothing stored).
 * Whole-request refusals carry no per-input statuses: 401/11008 (no, unknown or revoked key),
-  403/11007 (key lacks the scope or is for another app), 404/10020 (unknown user or app),
-  400/30105 (over 128 inputs), 400/10020 (body not JSON or not `{"inputs": [...]}`), 413/10020 (body
-  too large), 429/11005 and 5xx/10020 (injected faults, decided before anything is stored).
+  403/11007 (key lacks the scope or is for another app), 404/10020 (unknown user or app), 404/30102 (GetInput
+  of an id the app does not have),
+  400/30105 (over 128 inputs), 400/10020 (body not JSON or not `{"inputs": [...]}`; or, on `/v2/inputs`,
+  a key of every app of its user, which must name the app in the path), 413/10020 (body too large),
+  429/11005 and 5xx/10020 (injected faults, decided before anything is stored).
 """
 
 from __future__ import annotations
@@ -103,6 +105,13 @@ class ServerState:
 STORE_KEY = web.AppKey("store", BaseStore)
 STATE_KEY = web.AppKey("state", ServerState)
 CODE_KEY = web.ResponseKey("status_code", int)
+APP_KEY = web.RequestKey("app", tuple[str, str])
+
+
+def app_of(request: web.Request) -> tuple[str, str]:
+    """The (user_id, app_id) of an authorised inputs request: the path's, or (Clarifai's bindings without the
+    app, ``/v2/inputs``) the app of the caller's key."""
+    return request[APP_KEY]
 
 
 def _status(code: StatusCode, description: str, details: str = "") -> dict[str, Any]:
@@ -203,8 +212,8 @@ async def _faults_gate(request: web.Request, *, post: bool) -> web.Response | No
 
 
 def _authorize(request: web.Request, scope: str) -> web.Response | KeyRecord:
-    """The caller's key record if it may use `scope` on the path's app, else the 401/403/404 refusal."""
-    user_id, app_id = request.match_info["user_id"], request.match_info["app_id"]
+    """The caller's key record if it may use `scope` on the request's app (see :func:`app_of`), else the
+    400/401/403/404 refusal."""
     header = request.headers.get("Authorization", "")
     scheme, _, clear_key = header.partition(" ")
     clear_key = clear_key.strip()
@@ -231,6 +240,19 @@ def _authorize(request: web.Request, scope: str) -> web.Response | KeyRecord:
             "API key not found",
             f"key {redact_key(clear_key)} (key id {record.key_id}) was revoked; use another key",
         )
+    if "app_id" in request.match_info:
+        user_id, app_id = request.match_info["user_id"], request.match_info["app_id"]
+    elif record.app_id is not None:
+        user_id, app_id = record.user_id, record.app_id
+    else:
+        return _reply(
+            400,
+            StatusCode.FAILURE,
+            "App not named",
+            f"key id {record.key_id} is for every app of user {record.user_id}: name the app in the path, "
+            f"{INPUTS_PATH}",
+        )
+    request[APP_KEY] = (user_id, app_id)
     problem = record.access_problem(user_id, app_id, scope)
     if problem is not None:
         description = (
@@ -302,7 +324,7 @@ async def post_inputs(request: web.Request) -> web.Response:
     auth = await _admitted(request, SCOPE_POST_INPUTS, post=True)
     if isinstance(auth, web.Response):
         return auth
-    user_id, app_id = request.match_info["user_id"], request.match_info["app_id"]
+    user_id, app_id = app_of(request)
     try:
         body = orjson.loads(await request.read())
     except orjson.JSONDecodeError as exc:
@@ -404,7 +426,8 @@ async def list_inputs(request: web.Request) -> web.Response:
     if isinstance(paging, web.Response):
         return paging
     page, per_page = paging
-    stored = request.app[STORE_KEY].list_inputs(auth.user_id, request.match_info["app_id"], page, per_page)
+    user_id, app_id = app_of(request)
+    stored = request.app[STORE_KEY].list_inputs(user_id, app_id, page, per_page)
     return _ok(inputs=[item.to_json() for item in stored])
 
 
@@ -413,14 +436,14 @@ async def get_input(request: web.Request) -> web.Response:
     auth = await _admitted(request, SCOPE_LIST_INPUTS, post=False)
     if isinstance(auth, web.Response):
         return auth
-    app_id, input_id = request.match_info["app_id"], request.match_info["input_id"]
-    item = request.app[STORE_KEY].get_input(auth.user_id, app_id, input_id)
+    (user_id, app_id), input_id = app_of(request), request.match_info["input_id"]
+    item = request.app[STORE_KEY].get_input(user_id, app_id, input_id)
     if item is None:
         return _reply(
             404,
-            StatusCode.FAILURE,
+            StatusCode.INPUT_DOES_NOT_EXIST,
             "Input not found",
-            f"no input with id {input_id!r} in app {auth.user_id}/{app_id}",
+            f"no input with id {input_id!r} in app {user_id}/{app_id}",
         )
     return _ok(input=item.to_json())
 
@@ -512,6 +535,10 @@ def create_app(store: BaseStore, *, faults: bool = False, rng: random.Random | N
     app.router.add_post(INPUTS_PATH, post_inputs, name="post_inputs")
     app.router.add_get(INPUTS_PATH, list_inputs, name="list_inputs")
     app.router.add_get(INPUTS_PATH + "/{input_id}", get_input, name="get_input")
+    # Clarifai's bindings without the app: the app of the caller's key.
+    app.router.add_post("/v2/inputs", post_inputs, name="post_inputs_of_key_app")
+    app.router.add_get("/v2/inputs", list_inputs, name="list_inputs_of_key_app")
+    app.router.add_get("/v2/inputs/{input_id}", get_input, name="get_input_of_key_app")
     for path in MYSCOPES_PATHS:
         app.router.add_get(path, my_scopes)
     app.router.add_get("/healthz", healthz)

@@ -212,8 +212,7 @@ OPENAPI = web.AppKey("openapi", bytes)
 
 def _path(request: web.Request) -> tuple[str, str]:
     """The request's app: the path's, else ``user_app_id``'s, else the key's own (set by :func:`_authorize`)."""
-    user_id, app_id = request[APP_IDS]
-    return str(user_id), str(app_id)
+    return request[APP_IDS]
 
 
 def _named_app(request: web.Request, body: dict[str, Any]) -> tuple[str | None, str | None]:

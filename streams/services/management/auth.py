@@ -22,8 +22,14 @@ from streams.services.destination.store import SCOPE_LIST_INPUTS, SCOPE_POST_INP
 SUCCESS = 10000
 CONN_INSUFFICIENT_SCOPES = 11007
 UNKNOWN_KEY_CODES = frozenset({11008, 11009})  # CONN_KEY_INVALID, CONN_KEY_NOT_FOUND
-# Clarifai's own scope names, as the project's (which are named after the calls they open).
-CLARIFAI_SCOPES = {"Inputs:Add": SCOPE_POST_INPUTS, "Inputs:Get": SCOPE_LIST_INPUTS}
+# Clarifai's own scope names (spelled Inputs:Add in its API, Inputs_Add in its protos' S enum), as the
+# project's, which are named after the calls they open.
+CLARIFAI_SCOPES = {
+    "Inputs:Add": SCOPE_POST_INPUTS,
+    "Inputs_Add": SCOPE_POST_INPUTS,
+    "Inputs:Get": SCOPE_LIST_INPUTS,
+    "Inputs_Get": SCOPE_LIST_INPUTS,
+}
 ENDPOINT_PREFIX = "/clarifai.api.V2/"
 
 
@@ -60,7 +66,7 @@ def _scopes_of(body: dict[str, Any]) -> frozenset[str]:
     return frozenset(scopes)
 
 
-def _record(body: dict[str, Any], clear_key: str, user_id: str | None) -> KeyRecord:
+def record_of(body: dict[str, Any], clear_key: str, user_id: str | None) -> KeyRecord:
     """A key record from a successful MyScopes answer (the reference destination adds ``user_id``, ``app_id``
     and ``key_id``; Clarifai names the app in ``app``)."""
     app: dict[str, Any] = body["app"] if isinstance(body.get("app"), dict) else {}
@@ -97,7 +103,7 @@ class KeyIntrospection:
             body = orjson.loads(raw)
             code = body["status"]["code"] if isinstance(body, dict) and isinstance(body.get("status"), dict) else None
             if http_status == 200 and code == SUCCESS:
-                return _record(body, clear_key, user_id)
+                return record_of(body, clear_key, user_id)
         except (orjson.JSONDecodeError, ValueError) as exc:
             raise Unreachable(f"{url} gave no MyScopes answer ({str(exc).splitlines()[0]})") from None
         if http_status == 401 or code in UNKNOWN_KEY_CODES:

@@ -48,6 +48,16 @@ _ERRORS = {
     "502": _reply("The auth service or a collector's destination did not answer (40034); nothing was stored."),
     "503": _reply("Kafka refused the write (98006)."),
 }
+_USER_APP_QUERY = [
+    {
+        "name": f"user_app_id.{field}",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "The app (also user_app_id in a body); default: the key's own app.",
+    }
+    for field in ("user_id", "app_id")
+]
 _NOT_FOUND = {"collectors": 52000, "workflows": 22102}
 _EXISTS = {"collectors": 40010, "workflows": 22100}
 _CLARIFAI_SOURCE = {
@@ -91,7 +101,7 @@ def _resource_paths(plural: str, view: str, model: str, *, in_app: bool = True) 
     without it: the app is then ``user_app_id``'s, or the key's own."""
     name = plural.capitalize()
     prefix = "/v2/users/{user_id}/apps/{app_id}" if in_app else "/v2"
-    app_parameters = _APP_PARAMETERS if in_app else []
+    app_parameters = _APP_PARAMETERS if in_app else _USER_APP_QUERY
     suffix = "" if in_app else "OfUserAppId"
     single = name[:-1]
     many = {plural: {"type": "array", "items": _ref(view)}}
