@@ -84,5 +84,6 @@ def create_app(settings: WorkerSettings, static: Sequence[CompiledCollector] = (
         if runtime.control_writer is not None:
             await writer.stop()
         await runtime.poster.close()
+        await runtime.models.close()
 
     return app, runtime

@@ -23,6 +23,7 @@ import orjson
 from streams.core import dead_letters
 from streams.core import ledger as outcome
 from streams.core.ledger import Ledger
+from streams.core.models import ModelRefused
 from streams.core.routing import CompiledCollector, DestinationKey
 from streams.core.selection import after_queue_passes, refund
 from streams.delivery.batching import Batcher, BatchRules
@@ -131,21 +132,26 @@ class Posting:
             if not batches:
                 break
             for key, items in batches:
-                survivors = await self._judge(key, items, now)
-                if survivors:
-                    self.reader.track(held.event for held in survivors)
-                    task = asyncio.create_task(self._post(key, survivors))
-                    task.add_done_callback(lambda _task: self.wake.set())
-                    self.in_flight.add(task)
+                # Judged in the request's task: a step calling a model waits there, not in this loop.
+                self.reader.track(held.event for held in items)
+                task = asyncio.create_task(self._judge_and_post(key, items, now))
+                task.add_done_callback(lambda _task: self.wake.set())
+                self.in_flight.add(task)
         if len(self.batcher) > self.batcher.rules.max_held:
             self.reader.pause_fetching()
         else:
             self.reader.resume_fetching()
 
+    async def _judge_and_post(self, key: DestinationKey, items: list[Held], now: float) -> None:
+        survivors = await self._judge(key, items, now)
+        if survivors:
+            await self._post(key, survivors)
+
     async def _judge(self, key: DestinationKey, items: list[Held], now: float) -> list[Held]:
-        """The records of a due batch that go out in it: the steps after the queue run here; records of a
-        deleted collector are dropped, of a paused one dead-lettered; a changed key waits for its next batch."""
-        survivors: list[Held] = []
+        """The records of a due batch that go out in it: the steps after the queue run here, for all records at
+        once (so ``model`` nodes batch their calls); records of a deleted collector are dropped, of a paused one
+        dead-lettered; a changed key waits for its next batch."""
+        judged: list[tuple[CompiledCollector, Held]] = []
         for held in items:
             collector = self.runtime.index.get(held.collector_id)
             if collector is None:
@@ -153,21 +159,34 @@ class Posting:
             elif collector.paused_by_error:
                 await self._dead_letter(collector, [held], "collector_paused", collector.last_error or "", None)
             elif collector.destination_key != key:
+                self.reader.untrack([held.event])
                 self.batcher.add(collector.destination_key, held, now)
-            elif await self._passes(collector, held):
-                survivors.append(held)
-        return survivors
+            else:
+                judged.append((collector, held))
+        if not any(collector.after_queue.is_async for collector, _ in judged):
+            return [held for collector, held in judged if await self._passes(collector, held)]
+        passed = await asyncio.gather(*(self._passes(collector, held) for collector, held in judged))
+        return [held for (_, held), ok in zip(judged, passed, strict=True) if ok]
 
     async def _passes(self, collector: CompiledCollector, held: Held) -> bool:
         if not collector.after_queue.steps:
             return True
         ledger = Ledger()
         state = PartitionState(self.state_writes, held.partition)
-        if await after_queue_passes(collector, held.record, ledger, state):
-            return True
-        for outcome_name, count in ledger.collectors[collector.id].items():  # the filter that stopped it
-            self._count(held, outcome_name, count)
-        return False
+        try:
+            passed = await after_queue_passes(collector, held.record, ledger, state, self.runtime.models)
+        except ModelRefused as exc:  # the model refused the input for good: replayable once fixed
+            self.runtime.last_errors[collector.id] = str(exc)
+            await self._dead_letter(collector, [held], "model_refused", str(exc), None)
+            return False
+        counts = ledger.collectors[collector.id]
+        stopped = [(name, n) for name, n in counts.items() if name.startswith(outcome.POST_FILTERED_PREFIX)]
+        for name, count in counts.items():  # notes of model nodes (kept on error), before the outcome
+            if not name.startswith(outcome.POST_FILTERED_PREFIX):
+                self.ledgers.note(held.partition, held.offset, collector.id, name, count)
+        for name, count in stopped:  # the filter that stopped it
+            self._count(held, name, count)
+        return passed
 
     async def _post(self, key: DestinationKey, items: list[Held]) -> None:
         base_url, user_id, app_id, api_key = key

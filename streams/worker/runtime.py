@@ -15,6 +15,7 @@ from streams.core.registry import compile_stored
 from streams.core.routing import CollectorIndex, CompiledCollector
 from streams.delivery.poster import Poster
 from streams.kafka.control_topic import ControlWriter
+from streams.models.gateway import ModelGateway
 from streams.worker.settings import WorkerSettings
 from streams.worker.tables import PartitionLedgers
 
@@ -37,6 +38,8 @@ class Runtime:
     """Faust tables other than the ledgers': ``state``, the memory of stateful operators."""
     ledgers: dict[str, PartitionLedgers] = field(default_factory=dict)
     """The agents' ledgers (``select``, ``post``), each in its Faust table (``ledger-select``, ``ledger-post``)."""
+    models: ModelGateway = field(default_factory=ModelGateway)
+    """How ``model`` nodes call models: batched, limited per model, retried, cached."""
     posting: dict[str, int] = field(default_factory=dict)
     """The posting agent's gauges: records held for fuller batches, requests in flight."""
 
