@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import aiohttp
 import grpc
 import orjson
-from clarifai_grpc.grpc.api import service_pb2, service_pb2_grpc
+from clarifai_grpc.grpc.api import service_pb2
 from google.protobuf import json_format
 
 from streams.core.models import ModelAnswer, ModelInput, ModelSpec, concepts_of_probabilities
@@ -160,7 +160,12 @@ class ClarifaiGrpc:
             self.channel = grpc.aio.secure_channel(address, grpc.ssl_channel_credentials(), options=options)
         else:
             self.channel = grpc.aio.insecure_channel(target.removeprefix("http://").rstrip("/"), options=options)
-        self.stub = service_pb2_grpc.V2Stub(self.channel)
+        # The method alone, not the package's V2Stub: its constructor needs the package's channel module.
+        self.post_model_outputs = self.channel.unary_unary(
+            "/clarifai.api.V2/PostModelOutputs",
+            request_serializer=service_pb2.PostModelOutputsRequest.SerializeToString,
+            response_deserializer=service_pb2.MultiOutputResponse.FromString,
+        )
 
     async def call(self, items: Sequence[tuple[str, ModelInput]]) -> list[Outcome]:
         spec = self.spec
@@ -170,7 +175,7 @@ class ClarifaiGrpc:
             body["version_id"] = spec.version_id
         request = json_format.ParseDict(body, service_pb2.PostModelOutputsRequest())
         try:
-            response = await self.stub.PostModelOutputs(
+            response = await self.post_model_outputs(
                 request, metadata=(("authorization", f"Key {spec.key}"),), timeout=spec.timeout_s
             )
         except grpc.aio.AioRpcError as exc:
