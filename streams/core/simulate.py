@@ -11,6 +11,7 @@ from streams.core import ledger as outcome
 from streams.core.config import read_document
 from streams.core.decoding import DecodeError, decode_event
 from streams.core.ledger import Ledger
+from streams.core.models import ModelCalls
 from streams.core.routing import CollectorIndex, build_index
 from streams.core.selection import after_queue_passes, select
 
@@ -48,8 +49,17 @@ def offline_index(config: Path) -> CollectorIndex:
     return build_index(document, {c.id: OFFLINE_KEY for c in document.collectors})
 
 
-async def simulate(index: CollectorIndex, lines: Iterable[bytes]) -> SimulationReport:
-    """What the worker would do with these events, without posting anything."""
+def model_steps(index: CollectorIndex) -> dict[str, tuple[str, ...]]:
+    """By collector, the labels of its steps that call a model."""
+    found = {c.id: tuple(step.label for step in c.after_queue.steps if step.calls_model) for c in index}
+    return {cid: labels for cid, labels in found.items() if labels}
+
+
+async def simulate(
+    index: CollectorIndex, lines: Iterable[bytes], models: ModelCalls | None = None
+) -> SimulationReport:
+    """What the worker would do with these events, without posting anything; ``model`` nodes call ``models``
+    (None: they do not judge, and the funnel counts ``model_skipped:<node>``)."""
     ledger = Ledger()
     state: dict[str, Any] = {}
     selected: dict[str, list[str]] = {c.id: [] for c in index}
@@ -67,7 +77,7 @@ async def simulate(index: CollectorIndex, lines: Iterable[bytes]) -> SimulationR
         ledger.events[outcome.DECODED] += 1
         queued, _rejected = select(event, index, ledger)
         for collector, record in queued:
-            if await after_queue_passes(collector, record, ledger, state):
+            if await after_queue_passes(collector, record, ledger, state, models):
                 ledger.count(collector.id, outcome.POSTED)
                 selected[collector.id].append(record["event_id"])
     return report

@@ -90,16 +90,35 @@ def produce(events_file: Any, broker: str, topic: str) -> None:
 @click.option("--config", "config", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--events", "events_file", required=True, type=click.File("rb"), help="JSON lines; - for stdin.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
-def simulate(config: Path, events_file: Any, as_json: bool) -> None:
-    """Run the configured collectors over events offline (no Kafka, no HTTP) and report what each would post."""
-    from streams.core.simulate import offline_index
+@click.option("--offline", is_flag=True, help="Call no model: model nodes let inputs through unjudged.")
+def simulate(config: Path, events_file: Any, as_json: bool, offline: bool) -> None:
+    """Run the configured collectors over events offline (no Kafka, no HTTP) and report what each would post.
+
+    Model nodes call their models (batched, as a worker would) unless --offline: then they judge nothing and
+    the inputs pass them, counted as model_skipped in the funnel."""
+    from streams.core.simulate import model_steps, offline_index
     from streams.core.simulate import simulate as run
+    from streams.models.gateway import ModelGateway
 
     try:
         index = offline_index(config)
     except (ConfigError, WorkflowError) as exc:
         _fail(str(exc), EXIT_USAGE)
-    report = asyncio.run(run(index, events_file))
+    for cid, labels in model_steps(index).items():
+        action = "skipped (--offline): inputs pass unjudged" if offline else "call their models (--offline: do not)"
+        click.echo(f"{cid}: {', '.join(labels)} {action}", err=True)
+
+    async def simulated() -> Any:
+        if offline or not model_steps(index):
+            return await run(index, events_file)
+        models = ModelGateway()
+        try:
+            return await run(index, events_file, models)
+        finally:
+            await models.close()
+            click.echo(f"models: {models.stats.calls} calls, {models.stats.inputs} inputs", err=True)
+
+    report = asyncio.run(simulated())
     if as_json:
         click.echo(orjson.dumps(report.as_json()).decode())
         return
