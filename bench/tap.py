@@ -38,7 +38,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from streams.kafka.producing import ensure_topic
 from streams.services.destination.store import Store
 from streams.tools.localkafka.broker import DIST_ENV, LocalKafka, default_home
-from streams.tools.localstack import Service, free_port, get_json, start_command, start_destination
+from streams.tools.localstack import Service, get_json, start_destination, start_model, start_tap
 
 DEFAULT_KAFKA_PORT = 39394
 TOPIC = "bench-tap-predictions"
@@ -153,32 +153,10 @@ def run(*, rate: float, block_s: float, warmup_s: float, kafka_port: int, workdi
             store.bootstrap("bench", "models", KEY, ["PostInputs"])
         destination = start_destination(db, log=workdir / "destination.log")
         services.append(destination)
-        model_port, tap_port = free_port(), free_port()
-        model = start_command(
-            ["model", "serve", "--port", str(model_port)],
-            url=f"http://127.0.0.1:{model_port}",
-            health_path="/healthz",
-            log=workdir / "model.log",
-        )
+        model = start_model(log=workdir / "model.log")
         services.append(model)
-        tap = start_command(
-            [
-                "tap",
-                "serve",
-                "--upstream",
-                model.url,
-                "--port",
-                str(tap_port),
-                "--auth-url",
-                destination.url,
-                "--broker",
-                kafka.bootstrap_servers,
-                "--topic",
-                TOPIC,
-            ],
-            url=f"http://127.0.0.1:{tap_port}",
-            health_path="/_tap/stats",
-            log=workdir / "tap.log",
+        tap = start_tap(
+            model.url, broker=kafka.bootstrap_servers, topic=TOPIC, auth_url=destination.url, log=workdir / "tap.log"
         )
         services.append(tap)
         measured = uvloop.run(_measure(model.url, tap, rate=rate, block_s=block_s, warmup_s=warmup_s))

@@ -1,7 +1,8 @@
 """``collectors demo``: the whole path on real parts, started and stopped by one command.
 
-Local Kafka (KRaft), the reference destination on SQLite, one worker, the bundled sample predictions;
-prints each collector's funnel and, last, how many inputs the destination holds.
+Local Kafka (KRaft), the reference destination on SQLite, one worker, the bundled sample predictions, and
+predictions made through the tap in front of the reference model; prints each collector's funnel and, last,
+how many inputs the destination holds.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import click
 import yaml
 
 from streams.services.destination.backends import open_store
+from streams.tools.demo_tap import predict_through_tap
 from streams.tools.display import funnel_table
 from streams.tools.localkafka.broker import LocalKafka
 from streams.tools.localstack import Service, start_destination, start_worker, wait_settled
@@ -26,6 +28,8 @@ from streams.tools.localstack import Service, start_destination, start_worker, w
 SAMPLES = resources.files("streams.tools.samples")
 DEMO_USER = "demo"
 KEY_ENVS = {"training": "COLLECTORS_DEMO_KEY", "reviews": "COLLECTORS_DEMO_REVIEWS_KEY"}
+CALLER = "bob"  # calls the reference model through the tap (his key is the destination's: MyScopes names him)
+TAPPED_PICTURES = 24
 
 
 def _step(message: str) -> None:
@@ -64,10 +68,12 @@ def run_demo(*, kafka_port: int, workdir: Path, echo: Callable[[str], None] = cl
     workdir.mkdir(parents=True)
     run = f"demo-{int(time.time())}"
     keys = {app: f"demo-{app}-{secrets.token_hex(12)}" for app in KEY_ENVS}
+    caller_key = f"demo-{CALLER}-{secrets.token_hex(12)}"
     db = workdir / "destination.db"
     with open_store(db) as store:
         for app, key in keys.items():
             store.bootstrap(DEMO_USER, app, key, ["PostInputs"])
+        store.bootstrap(CALLER, "apps", caller_key, ["PostInputs"])
     lines = [line for line in SAMPLES.joinpath("predictions.jsonl").read_bytes().splitlines() if line.strip()]
     services: list[Service] = []
     with _kafka(kafka_port) as broker:
@@ -87,8 +93,17 @@ def run_demo(*, kafka_port: int, workdir: Path, echo: Callable[[str], None] = cl
             services.append(worker)
             _step(f"publishing {len(lines)} sample predictions to {run}-predictions")
             _publish(lines, broker.bootstrap_servers, f"{run}-predictions")
-            _step("waiting for the worker to select and post them")
-            stats = wait_settled([worker], events=len(lines), timeout_s=180)
+            _step(f"starting the reference model and a tap in front of it; {CALLER} calls the model through the tap")
+            tapped = predict_through_tap(
+                workdir=workdir,
+                bootstrap=broker.bootstrap_servers,
+                topic=f"{run}-predictions",
+                auth_url=destination.url,
+                key=caller_key,
+                pictures=TAPPED_PICTURES,
+            )
+            _step(f"the tap published {tapped} prediction events; waiting for the worker to select and post them")
+            stats = wait_settled([worker], events=len(lines) + tapped, timeout_s=180)
         finally:
             for service in reversed(services):
                 service.stop()

@@ -125,6 +125,35 @@ def start_command(args: list[str], *, url: str, health_path: str, log: Path, tim
     return Service(process, url, log)
 
 
+def start_model(*, log: Path, port: int | None = None, grpc_port: int | None = None) -> Service:
+    """Serve the reference model (``collectors model serve``) on 127.0.0.1, and over gRPC on ``grpc_port``."""
+    port = port or free_port()
+    grpc = ["--grpc-port", str(grpc_port)] if grpc_port is not None else []
+    return start_command(
+        ["model", "serve", "--port", str(port), *grpc], url=f"http://127.0.0.1:{port}", health_path="/healthz", log=log
+    )
+
+
+def start_tap(
+    upstream: str,
+    *,
+    broker: str,
+    topic: str,
+    auth_url: str,
+    log: Path,
+    port: int | None = None,
+    grpc: tuple[int, str] | None = None,
+) -> Service:
+    """Serve a tap (``collectors tap serve``) on 127.0.0.1 in front of ``upstream``; ``grpc`` is its gRPC port
+    and the upstream's gRPC address."""
+    port = port or free_port()
+    args = ["tap", "serve", "--upstream", upstream, "--port", str(port), "--auth-url", auth_url]
+    args += ["--broker", broker, "--topic", topic]
+    if grpc is not None:
+        args += ["--grpc-port", str(grpc[0]), "--upstream-grpc", grpc[1]]
+    return start_command(args, url=f"http://127.0.0.1:{port}", health_path="/_tap/stats", log=log)
+
+
 def start_worker(
     config: Path,
     *,

@@ -8,6 +8,7 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
+import gzip
 import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -16,15 +17,18 @@ from typing import Any
 
 import aiohttp
 import grpc
+import orjson
 import pytest
+from aiohttp import web
 from clarifai_grpc.grpc.api import service_pb2
 from clarifai_grpc.grpc.api.status import status_code_pb2
 
 from schemas.events import PredictionEvent
 from streams.services.model.service import RunningModel
 from streams.services.tap.service import RunningTap, TapSettings, running
+from streams.services.web import serving
 from streams.tools.localkafka.broker import LocalKafka
-from streams.tools.localstack import free_port, start_command
+from streams.tools.localstack import free_port, start_model, start_tap
 from tests.conftest import read_topic
 
 from .clients import grpc_stub, image_input, json_stub, metadata, outputs_request, png, text_input
@@ -283,30 +287,23 @@ async def test_the_commands_serve_the_tap_and_the_model(
 ) -> None:
     """``collectors model serve`` and ``collectors tap serve`` as processes of their own, over both channels."""
     topic = await topic_factory("predictions")
-    ports = {name: free_port() for name in ("model", "model_grpc", "tap", "tap_grpc")}
-    model = await asyncio.to_thread(
-        start_command,
-        ["model", "serve", "--port", str(ports["model"]), "--grpc-port", str(ports["model_grpc"])],
-        url=f"http://127.0.0.1:{ports['model']}",
-        health_path="/healthz",
-        log=tmp_path / "model.log",
-    )
-    tap_args = ["tap", "serve", "--upstream", model.url, "--port", str(ports["tap"]), "--auth-url", scopes.url]
-    tap_args += ["--grpc-port", str(ports["tap_grpc"]), "--upstream-grpc", f"127.0.0.1:{ports['model_grpc']}"]
-    tap_args += ["--broker", kafka.bootstrap_servers, "--topic", topic]
+    model_grpc, tap_grpc = free_port(), free_port()
+    model = await asyncio.to_thread(start_model, log=tmp_path / "model.log", grpc_port=model_grpc)
     try:
         tap = await asyncio.to_thread(
-            start_command,
-            tap_args,
-            url=f"http://127.0.0.1:{ports['tap']}",
-            health_path="/_tap/stats",
+            start_tap,
+            model.url,
+            broker=kafka.bootstrap_servers,
+            topic=topic,
+            auth_url=scopes.url,
             log=tmp_path / "tap.log",
+            grpc=(tap_grpc, f"127.0.0.1:{model_grpc}"),
         )
         try:
             request = outputs_request(
                 [text_input("a cat on a boat")], model_id="general", user_id="clarifai", app_id="main"
             )
-            for stub in (json_stub(tap.url), grpc_stub(ports["tap_grpc"])):
+            for stub in (json_stub(tap.url), grpc_stub(tap_grpc)):
                 answer = await call(stub, request, scopes.bob_key)
                 assert answer.status.code == status_code_pb2.SUCCESS
                 assert {c.id for c in answer.outputs[0].data.concepts} == {"animal", "vehicle"}
@@ -317,3 +314,42 @@ async def test_the_commands_serve_the_tap_and_the_model(
         model.stop()
     assert [event["caller"] for event in events] == [{"user_id": "bob"}] * 2
     assert "tap stopped" in tap.log.read_text()
+
+
+@pytest.fixture
+async def gzip_model(model: RunningModel) -> AsyncIterator[str]:
+    """The reference model behind a server that gzips its answers, as hosted APIs do."""
+
+    async def outputs(request: web.Request) -> web.Response:
+        async with aiohttp.ClientSession() as http:
+            target = model.url + request.path
+            async with http.post(target, data=await request.read(), headers=request.headers) as upstream:
+                body = gzip.compress(await upstream.read(), mtime=0)
+                return web.Response(
+                    status=upstream.status,
+                    body=body,
+                    headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+                )
+
+    app = web.Application()
+    app.router.add_post("/v2/models/{model_id}/outputs", outputs)
+    async with serving(app) as url:
+        yield url
+
+
+async def test_compressed_answers_pass_unchanged_and_are_tapped(
+    tap_factory: TapFactory, gzip_model: str, scopes: Scopes, kafka: LocalKafka
+) -> None:
+    tap = await tap_factory(upstream=gzip_model)
+    body = b'{"inputs": [{"id": "z-1", "data": {"text": {"raw": "a zipped cat"}}}]}'
+    headers = {"Authorization": f"Key {scopes.alice_key}", "Accept-Encoding": "gzip"}
+    answers = []
+    async with aiohttp.ClientSession(headers=headers, auto_decompress=False) as http:
+        for base in (tap.url, gzip_model):
+            async with http.post(f"{base}/v2/models/general/outputs", data=body) as response:
+                answers.append((response.status, response.headers["Content-Encoding"], await response.read()))
+    assert answers[0] == answers[1]
+    assert orjson.loads(gzip.decompress(answers[0][2]))["status"]["code"] == status_code_pb2.SUCCESS
+    [event] = await events_on(tap, kafka, expect=1)
+    assert event["output"]["input"]["id"] == "z-1"
+    assert {c["id"] for c in event["output"]["data"]["concepts"]} == {"animal"}

@@ -44,6 +44,7 @@ from streams.services.destination.store import (
     KeyRecord,
     redact_key,
 )
+from streams.services.web import serving
 
 log = logging.getLogger(__name__)
 
@@ -554,15 +555,8 @@ async def running(
     store: BaseStore, host: str = "127.0.0.1", port: int = 0, *, faults: bool = False
 ) -> AsyncIterator[str]:
     """Serve `store` on host:port (0 = an ephemeral port) while the block runs; yields the base URL."""
-    runner = web.AppRunner(create_app(store, faults=faults), access_log=None)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        bound_host, bound_port = runner.addresses[0][:2]
-        yield f"http://[{bound_host}]:{bound_port}" if ":" in bound_host else f"http://{bound_host}:{bound_port}"
-    finally:
-        await runner.cleanup()
+    async with serving(create_app(store, faults=faults), host, port) as url:
+        yield url
 
 
 GRPC_CALLS = ("PostInputs", "ListInputs", "GetInput", "MyScopes")

@@ -9,14 +9,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from streams.services.clarifai_grpc import METHODS, http_bindings
 from streams.services.model.predict import (
     EMBEDDING_DIMENSIONS,
     MODEL_VERSION_ID,
@@ -26,19 +24,8 @@ from streams.services.model.predict import (
     predict_image,
     predict_text,
 )
+from streams.services.outputs_api import FAILURE, MIXED_STATUS, SUCCESS
 
-
-def _route(template: str) -> str:
-    """An HTTP binding's path as an aiohttp route: each path field named by its last part."""
-    return re.sub(r"\{(?:[^}]*\.)?([^}.]+)\}", r"{\1}", template)
-
-
-POST_MODEL_OUTPUTS_ROUTES = tuple(_route(path) for _, path, _ in http_bindings(METHODS["PostModelOutputs"]))
-"""Every REST binding of PostModelOutputs in Clarifai's protos, as aiohttp routes."""
-
-SUCCESS = 10000
-MIXED_STATUS = 10010
-FAILURE = 10020
 INPUT_DOWNLOAD_FAILED = 30002
 INPUT_INVALID_ARGUMENT = 30104
 MAX_INPUTS = 128

@@ -18,14 +18,8 @@ import orjson
 from aiohttp import web
 
 from streams.services.model.inference import InferenceError, infer, metadata
-from streams.services.model.outputs import (
-    FAILURE,
-    POST_MODEL_OUTPUTS_ROUTES,
-    ModelService,
-    post_model_outputs,
-    refusal,
-    status,
-)
+from streams.services.model.outputs import ModelService, post_model_outputs, refusal, status
+from streams.services.outputs_api import FAILURE, POST_MODEL_OUTPUTS_ROUTES
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-SUCCESS = 10000
-MIXED_STATUS = 10010
+from streams.services.outputs_api import MIXED_STATUS, SUCCESS
 
 
 def _code(document: Mapping[str, Any]) -> int | None:

@@ -20,14 +20,14 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
-from streams.services.model.outputs import FAILURE, POST_MODEL_OUTPUTS_ROUTES
+from streams.services.outputs_api import FAILURE, POST_MODEL_OUTPUTS_ROUTES
 from streams.services.tap.tap import Tap
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 128 * 1024 * 1024
 
-HOP_BY_HOP = frozenset(
+NOT_FORWARDED = frozenset(
     {
         "connection",
         "keep-alive",
@@ -41,6 +41,8 @@ HOP_BY_HOP = frozenset(
         "content-length",
     }
 )
+"""Headers that belong to one connection (the hop-by-hop ones, and Host and Content-Length, which the next
+connection sets anew): neither forwarded nor returned."""
 
 TAP_KEY = web.AppKey("tap", Tap)
 SESSION_KEY = web.AppKey("upstream_session", aiohttp.ClientSession)
@@ -54,7 +56,7 @@ def key_of(authorization: str) -> str:
 
 
 def _end_to_end(headers: Any) -> CIMultiDict[str]:
-    return CIMultiDict((name, value) for name, value in headers.items() if name.lower() not in HOP_BY_HOP)
+    return CIMultiDict((name, value) for name, value in headers.items() if name.lower() not in NOT_FORWARDED)
 
 
 def decoded(body: bytes, encoding: str) -> bytes:
