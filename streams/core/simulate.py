@@ -55,9 +55,7 @@ def model_steps(index: CollectorIndex) -> dict[str, tuple[str, ...]]:
     return {cid: labels for cid, labels in found.items() if labels}
 
 
-async def simulate(
-    index: CollectorIndex, lines: Iterable[bytes], models: ModelCalls | None = None
-) -> SimulationReport:
+async def simulate(index: CollectorIndex, lines: Iterable[bytes], models: ModelCalls | None = None) -> SimulationReport:
     """What the worker would do with these events, without posting anything; ``model`` nodes call ``models``
     (None: they do not judge, and the funnel counts ``model_skipped:<node>``)."""
     ledger = Ledger()
