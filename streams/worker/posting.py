@@ -148,8 +148,8 @@ class Posting:
             await self._post(key, survivors)
 
     async def _judge(self, key: DestinationKey, items: list[Held], now: float) -> list[Held]:
-        """The records of a due batch that go out in it: the steps after the queue run here, for all records at
-        once (so ``model`` nodes batch their calls); records of a deleted collector are dropped, of a paused one
+        """The records of a due batch that go out in it: the steps after the queue run here, in order, or, when a
+        step calls a model, for all records at once (so their calls go out together); records of a deleted collector are dropped, of a paused one
         dead-lettered; a changed key waits for its next batch."""
         judged: list[tuple[CompiledCollector, Held]] = []
         for held in items:
@@ -163,7 +163,7 @@ class Posting:
                 self.batcher.add(collector.destination_key, held, now)
             else:
                 judged.append((collector, held))
-        if not any(collector.after_queue.is_async for collector, _ in judged):
+        if not any(collector.after_queue.calls_model for collector, _ in judged):  # in order, one at a time
             return [held for collector, held in judged if await self._passes(collector, held)]
         passed = await asyncio.gather(*(self._passes(collector, held) for collector, held in judged))
         return [held for (_, held), ok in zip(judged, passed, strict=True) if ok]
