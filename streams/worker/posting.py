@@ -149,8 +149,8 @@ class Posting:
 
     async def _judge(self, key: DestinationKey, items: list[Held], now: float) -> list[Held]:
         """The records of a due batch that go out in it: the steps after the queue run here, in order, or, when a
-        step calls a model, for all records at once (so their calls go out together); records of a deleted collector are dropped, of a paused one
-        dead-lettered; a changed key waits for its next batch."""
+        step calls a model, for all records at once (so their calls go out together); records of a deleted
+        collector are dropped, of a paused one dead-lettered; a changed key waits for its next batch."""
         judged: list[tuple[CompiledCollector, Held]] = []
         for held in items:
             collector = self.runtime.index.get(held.collector_id)
