@@ -100,7 +100,6 @@ def write_config(path: Path, *, model_url: str | None) -> Path:
             "url": model_url,
             "model_id": "reference",
             "key": "bench-model-key",
-            "use_as_labels": True,
         }
         document["workflows"] = [{"id": "second-model", "nodes": [node]}]
     path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
@@ -158,17 +157,31 @@ class Runs:
         pointed.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
         return pointed
 
-    def throughput(self, name: str, config: Path) -> dict[str, Any]:
+    def throughput(self, name: str, config: Path, model: Service | None = None) -> dict[str, Any]:
         count = len(self.lines)
         with self.stack(name, config) as stack:
+            processes = stack.processes()
+            if model is not None:
+                processes["model"] = psutil.Process(model.process.pid)
+            before = {label: loops.cpu_seconds(process) for label, process in processes.items()}
             stack.wait_stored(at_least=count, timeout_s=600)
+            cpu_us = {
+                label: round((loops.cpu_seconds(process) - before[label]) / count * 1e6, 1)
+                for label, process in processes.items()
+            }
             stored = stored_inputs(stack.db)
             stats = stack.workers[0]
             models = json.loads(_get(f"{stats.url}/collectors/stats/?funnels=false")).get("models", {})
         inputs, seconds = _delivery_rate(stack.db, until_inputs=count, max_s=float("inf"))
         rate = round(inputs / seconds, 1) if seconds > 0 else None
-        _say(f"{name}: {rate} inputs/s ({stored} stored; model calls {models.get('calls')})")
-        return {"inputs_per_s": rate, "stored": stored, "exactly_all": stored == count, "model": models}
+        _say(f"{name}: {rate} inputs/s ({stored} stored; model calls {models.get('calls')}; CPU us/input {cpu_us})")
+        return {
+            "inputs_per_s": rate,
+            "stored": stored,
+            "exactly_all": stored == count,
+            "model": models,
+            "cpu_us_per_input": cpu_us,
+        }
 
     def stalled(self, name: str, config: Path, stall_s: float, model: Service | None) -> dict[str, Any]:
         """Peak RSS of the worker with the destination down (``model`` None) or the model stopped."""
@@ -218,10 +231,10 @@ def run(*, count: int, stall_s: float, kafka_port: int, workdir: Path) -> dict[s
         result: dict[str, Any] = {"bench": "models", "events": count}
         result["plain"] = runs.throughput("plain", plain)
         with model_service(workdir, "node", 0.0) as model:
-            result["node"] = runs.throughput("node", write_config(workdir / "node.yaml", model_url=model.url))
+            result["node"] = runs.throughput("node", write_config(workdir / "node.yaml", model_url=model.url), model)
         with model_service(workdir, "node-20ms", 20.0) as model:
             node_20ms = write_config(workdir / "node-20ms.yaml", model_url=model.url)
-            result["node_20ms"] = runs.throughput("node-20ms", node_20ms)
+            result["node_20ms"] = runs.throughput("node-20ms", node_20ms, model)
         result["stalled_destination"] = runs.stalled("stalled-destination", plain, stall_s, None)
         with model_service(workdir, "stalled", 0.0) as model:
             stalled = write_config(workdir / "stalled.yaml", model_url=model.url)

@@ -132,15 +132,29 @@ class Posting:
             if not batches:
                 break
             for key, items in batches:
-                # Judged in the request's task: a step calling a model waits there, not in this loop.
-                self.reader.track(held.event for held in items)
-                task = asyncio.create_task(self._judge_and_post(key, items, now))
+                if self._calls_model(items):  # judged in the request's task: a model is waited on there
+                    self.reader.track(held.event for held in items)
+                    request = self._judge_and_post(key, items, now)
+                else:  # judged here, in order (stateful steps decide as `simulate` does)
+                    survivors = await self._judge(key, items, now)
+                    if not survivors:
+                        continue
+                    self.reader.track(held.event for held in survivors)
+                    request = self._post(key, survivors)
+                task = asyncio.create_task(request)
                 task.add_done_callback(lambda _task: self.wake.set())
                 self.in_flight.add(task)
         if len(self.batcher) > self.batcher.rules.max_held:
             self.reader.pause_fetching()
         else:
             self.reader.resume_fetching()
+
+    def _calls_model(self, items: list[Held]) -> bool:
+        """Whether a step after the queue of one of these records' collectors calls a model."""
+        index = self.runtime.index
+        return any(
+            (c := index.get(i)) is not None and c.after_queue.calls_model for i in {h.collector_id for h in items}
+        )
 
     async def _judge_and_post(self, key: DestinationKey, items: list[Held], now: float) -> None:
         survivors = await self._judge(key, items, now)
