@@ -46,8 +46,9 @@ def _event(event_id: str, text: str) -> bytes:
 
 
 def _distinct(i: int) -> str:
-    """Texts with no word in common: their embeddings are far apart."""
-    return f"alpha{i} beta{i} gamma{i} delta{i}"
+    """Texts with no word in common (the model reads letters only): their embeddings are far apart."""
+    code = "".join(chr(ord("a") + int(digit)) for digit in str(i))
+    return f"alpha{code} beta{code} gamma{code} delta{code}"
 
 
 async def test_a_down_model_makes_inputs_wait_then_all_are_delivered_once(
