@@ -192,6 +192,7 @@ class Runs:
                 stack.set_faults(down=True)
             else:
                 os.kill(model.process.pid, signal.SIGSTOP)
+            at_start = _rss_mb(worker)
             samples = []
             until = time.monotonic() + stall_s
             while time.monotonic() < until:
@@ -207,6 +208,7 @@ class Runs:
         peak = round(max(samples), 1)
         _say(f"{name}: peak RSS {peak} MB while stalled {stall_s:.0f}s; then {stored} stored")
         return {
+            "rss_at_stall_mb": round(at_start, 1),
             "peak_rss_mb": peak,
             "stored_while_stalled": stored_while,
             "stored": stored,

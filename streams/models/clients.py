@@ -93,14 +93,17 @@ def _clarifai_outcomes(document: dict[str, Any], count: int) -> list[Outcome]:
             )
             continue
         data = output.get("data") or {}
-        concepts = [
-            {"id": c.get("id") or c["name"], "name": c.get("name") or c["id"], "value": float(c.get("value", 0))}
-            for c in data.get("concepts") or []
-            if isinstance(c, dict) and (c.get("id") or c.get("name"))
-        ]
+        # The answer's own concept dicts, unless one lacks an id or a numeric value (then a checked copy).
+        concepts = data.get("concepts") or []
+        if not all(type(c) is dict and c.get("id") and type(c.get("value")) is float for c in concepts):
+            concepts = [
+                {"id": c.get("id") or c["name"], "name": c.get("name") or c["id"], "value": float(c.get("value", 0))}
+                for c in concepts
+                if isinstance(c, dict) and (c.get("id") or c.get("name"))
+            ]
         embeddings = data.get("embeddings") or []
         vector = embeddings[0].get("vector") if embeddings and isinstance(embeddings[0], dict) else None
-        results.append(ModelAnswer(concepts, tuple(float(v) for v in vector) if vector else None))
+        results.append(ModelAnswer(concepts, tuple(vector) if vector else None))
     return results
 
 
