@@ -36,7 +36,7 @@ if not __package__:  # run as `python bench/run.py`: make the `bench` package im
 
 import psutil
 
-from bench import loops, scenarios
+from bench import loops, rebalance, scenarios
 from bench.scenarios import PARTITIONS, Bench, Outcome
 from bench.workload import (
     SCALING_MODELS,
@@ -54,7 +54,18 @@ from streams.tools.localstack import free_port
 DEFAULT_KAFKA_PORT = 39392
 POSTING_RTT_S = 0.02  # the round trip of a hosted inputs API, for the second posting measurement
 BALANCED = {"pipeline", "scaling"}  # run four times each, in the order ABBA BAAB (:func:`schedule`)
-VARIANTS = ("raw", "baseline_a", "pipeline", "scaling", "naive", "workers", "latency", "memory", "posting")
+VARIANTS = (
+    "raw",
+    "baseline_a",
+    "pipeline",
+    "scaling",
+    "naive",
+    "workers",
+    "latency",
+    "memory",
+    "posting",
+    "rebalance",
+)
 ON_MAIN_TOPIC = frozenset({"raw", "baseline_a", "pipeline", "naive", "workers"})
 FALLBACK_RATE = 2_000.0
 POOL_EVENTS = 10_000
@@ -66,6 +77,7 @@ TARGETS: dict[str, tuple[str, float]] = {
     "stalled_peak_rss_mb": ("<=", 300),
     "batching_vs_single": (">=", 20),
     "posting_mean_batch_size": (">=", 64),
+    **rebalance.TARGETS,
 }
 
 
@@ -77,6 +89,7 @@ class Sizes:
     """Events in the main topic and in the scaling topic."""
     latency_s: float
     warmup_s: float
+    rebalance_runs: int
     stall_s: float
     posting_events: int
     single_s: float
@@ -84,11 +97,26 @@ class Sizes:
 
 
 FULL = Sizes(
-    events=200_000, latency_s=12, warmup_s=2, stall_s=60, posting_events=100_000, single_s=30, single_inputs=20_000
+    events=200_000,
+    latency_s=12,
+    warmup_s=2,
+    rebalance_runs=3,
+    stall_s=60,
+    posting_events=100_000,
+    single_s=30,
+    single_inputs=20_000,
 )
 QUICK = Sizes(
-    events=20_000, latency_s=6, warmup_s=2, stall_s=10, posting_events=5_000, single_s=10, single_inputs=1_000
+    events=20_000,
+    latency_s=6,
+    warmup_s=2,
+    rebalance_runs=1,
+    stall_s=10,
+    posting_events=5_000,
+    single_s=10,
+    single_inputs=1_000,
 )
+REBALANCE_RATE = 300.0  # events/s produced through the rebalance variant: steady work, far below the maximum
 
 
 def _say(message: str) -> None:
@@ -209,6 +237,28 @@ class Run:
             rtt_s=POSTING_RTT_S,
         )
 
+    def rebalance(self) -> Outcome:
+        """:func:`bench.rebalance.run_rebalance` ``rebalance_runs`` times, each in its own group; the medians."""
+        pool = event_pool(POOL_EVENTS, seed=self.seed + 3)
+        runs: list[Outcome] = []
+        for number in range(1, self.sizes.rebalance_runs + 1):
+            _say(f"rebalance: run {number} of {self.sizes.rebalance_runs}")
+            try:
+                runs.append(
+                    rebalance.run_rebalance(
+                        self.bench, config=self.config, pool=pool, rate=REBALANCE_RATE, name=f"rebalance-{number}"
+                    )
+                )
+            except Exception as exc:  # the other runs' figures still count
+                traceback.print_exc()
+                runs.append(Outcome(check=False, check_text=f"failed: {type(exc).__name__}: {exc}"[:500]))
+        measured = [run.extra for run in runs if run.extra]
+        return Outcome(
+            check=all(run.check for run in runs),
+            check_text="; ".join(run.check_text for run in runs),
+            extra={"medians": rebalance.summary(measured) if measured else {}, "runs": measured},
+        )
+
 
 def _nth(name: str, repeat: int) -> str:
     """A run's name (its consumer group and queue topic): the variant's, numbered from its second run."""
@@ -277,6 +327,12 @@ def _ratios_each(scaling: dict[str, Any], pipeline: dict[str, Any]) -> list[floa
     return [_ratio(many["events_per_s"], ten["events_per_s"]) for many, ten in pairs]
 
 
+def _median(details: dict[str, Any], key: str) -> float | None:
+    """The rebalance variant's median of ``key`` over its runs."""
+    figure = details.get("rebalance", {}).get("medians", {}).get(key)
+    return None if figure is None else float(figure["median"])
+
+
 def _met(value: float | None, comparison: str, bound: float) -> bool | None:
     if value is None:
         return None
@@ -311,6 +367,7 @@ def report(
         "batched_inputs_per_s": batched.get("inputs_per_s"),
         "single_inputs_per_s": single.get("inputs_per_s"),
         "posting_mean_batch_size": batched.get("mean_batch_size"),
+        **{key: _median(details, key) for key in rebalance.TARGETS},
         "posting_cpu_us_per_input": {
             "batched": batched.get("cpu_us_per_input"),
             "single": single.get("cpu_us_per_input"),
@@ -390,6 +447,12 @@ def _posting_line(d: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _rebalance_line(d: dict[str, Any]) -> str:
+    medians = d["medians"]
+    figures = ", ".join(f"{key} {value['median']} {value['values']}" for key, value in medians.items())
+    return f"rebalance ({len(d['runs'])} runs; median [each run]): {figures}"
+
+
 def _cpu_text(run: dict[str, Any]) -> str:
     cpu = run.get("cpu_us_per_input") or {}
     return ", ".join(f"{name} {value}" for name, value in cpu.items()) or "not measured"
@@ -438,6 +501,8 @@ def table(result: dict[str, Any]) -> str:
         if key in details:
             verdict = "ok" if result["checks"][key] else "FAILED"
             rows.append(f"{describe(details[key])} [{verdict}: {result['check_details'][key]}]")
+    if "rebalance" in details:
+        rows.append(_rebalance_line(details["rebalance"]))
     for key, text in result["check_details"].items():
         if text.startswith("failed: "):
             rows.append(f"{key} FAILED: {text}")

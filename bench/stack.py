@@ -10,7 +10,7 @@ import contextlib
 import secrets
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +53,18 @@ class Stack:
     queue_topic: str
     progress: list[Progress] = field(default_factory=list)
     """The workers' stats summary at each poll: how reading and posting went over time."""
+    starter: Callable[[int, Mapping[str, str]], Service] | None = None
+    started: list[Service] = field(default_factory=list)
+    """Every worker started, running or not (their logs), stopped when the stack ends."""
+
+    def spawn(self, number: int, env: Mapping[str, str] | None = None) -> Service:
+        """Start one more worker in the group (``worker-N`` its directory), with ``env`` added; it is one of
+        :attr:`workers` until removed."""
+        assert self.starter is not None
+        worker = self.starter(number, env or {})
+        self.started.append(worker)
+        self.workers.append(worker)
+        return worker
 
     def served(self) -> dict[str, Any]:
         """The destination's ``/_stats``: requests, inputs by outcome, batch-size histogram."""
@@ -191,26 +203,35 @@ def running(
     )
     if initial_faults:
         set_destination_faults(destination.url, initial_faults)
+
+    def start(number: int, extra: Mapping[str, str]) -> Service:
+        return start_worker(
+            config,
+            broker=f"kafka://{bootstrap}",
+            app_id=f"{name}-worker",
+            data_dir=home / f"worker-{number}",
+            env={**worker_env, **extra},
+        )
+
     futures: list[Future[Service]] = []
+    stack: Stack | None = None
     try:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [
-                pool.submit(
-                    start_worker,
-                    config,
-                    broker=f"kafka://{bootstrap}",
-                    app_id=f"{name}-worker",
-                    data_dir=home / f"worker-{number}",
-                    env=worker_env,
-                )
-                for number in range(workers)
-            ]
+        if workers:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                futures = [pool.submit(start, number, {}) for number in range(workers)]
         failures = [exc for exc in (future.exception() for future in futures) if exc is not None]
         if failures:
             raise failures[0]
-        yield Stack(destination=destination, workers=[f.result() for f in futures], db=db, queue_topic=queue_topic)
+        first = [f.result() for f in futures]
+        stack = Stack(
+            destination=destination, workers=list(first), db=db, queue_topic=queue_topic, starter=start, started=first
+        )
+        yield stack
     finally:
-        for future in futures:
-            if future.done() and future.exception() is None:
-                future.result().stop()
+        if stack is None:
+            started = [f.result() for f in futures if f.done() and f.exception() is None]
+        else:
+            started = stack.started
+        for service in started:
+            service.stop()
         destination.stop()

@@ -170,3 +170,26 @@ def test_the_summary_of_a_saved_ledger_is_its_events_and_totals_until_the_table_
     assert {"events": document["events"], "totals": document["totals"]} == ledgers.summary("p1", value)
     assert ledgers.summary("p1", bytes(bytearray(value))) is None  # equal bytes, but not what this agent wrote: read it
     assert ledgers.summary("p0", value) is None
+
+
+def test_what_this_process_counted_only_grows_across_a_rebalance() -> None:
+    table = ChangelogTable()
+    earlier = PartitionLedgers(table)  # type: ignore[arg-type]  # another worker, before this one held p0
+    for offset in range(5):
+        earlier.read(0, offset)
+        count(earlier, 0, offset)
+    save(earlier)
+
+    ledgers = PartitionLedgers(table)  # type: ignore[arg-type]
+    for offset in range(5, 8):
+        ledgers.read(0, offset)
+        count(ledgers, 0, offset)
+    assert ledgers.counted_here().collectors["c"]["posted"] == 3  # not the 5 counted before it held p0
+    save(ledgers)
+    ledgers.reset()  # a rebalance: p0 may go elsewhere; what was counted here stays counted here
+    assert ledgers.counted_here().collectors["c"]["posted"] == 3
+    for offset in range(8, 10):  # p0 came back: its ledger is read again from the table
+        ledgers.read(0, offset)
+        count(ledgers, 0, offset)
+    assert ledgers.counted_here().collectors["c"]["posted"] == 5
+    assert ledgers.counted_here().totals["posted"] == 5

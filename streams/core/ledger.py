@@ -48,6 +48,10 @@ def _decoded(document: bytes | dict[str, Any] | None) -> dict[str, Any] | None:
     return orjson.loads(document) if isinstance(document, bytes) else document
 
 
+def _difference(after: Mapping[str, int], before: Mapping[str, int]) -> dict[str, int]:
+    return {name: n - before.get(name, 0) for name, n in after.items() if n != before.get(name, 0)}
+
+
 class Ledger:
     """Counters of one topic partition (or one ``simulate`` run): events overall, and a funnel per collector.
 
@@ -118,6 +122,13 @@ class Ledger:
         if funnels:
             for cid, counts in collectors.items():
                 self.collectors[cid].add(counts)
+
+    def add_difference(self, after: Ledger, before: Ledger) -> None:
+        """Add what ``after`` counted beyond ``before``, an earlier state of the same partition's ledger."""
+        self.events.add(_difference(after.events, before.events))
+        self.totals.add(_difference(after.totals, before.totals))
+        for cid, counts in after.collectors.items():
+            self.collectors[cid].add(_difference(counts, before.collectors.get(cid) or Tally()))
 
     def judged(self, collector_id: str, outcome: str) -> None:
         """A collector saw an event, and this was its outcome: both counted in one call (the hot path)."""

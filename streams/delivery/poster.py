@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,6 +80,9 @@ def redact(key: str) -> str:
     return f"{key[:4]}…" if len(key) > 4 else "…"
 
 
+RequestObserver = Callable[[int | None, float, int], None]
+
+
 class TransientFailure(Exception):
     """A failure a retry may fix (throttling, 5xx, timeout, connection); raised once retries run out."""
 
@@ -103,6 +107,8 @@ class Poster:
         self._sessions: dict[str, aiohttp.ClientSession] = {}
         self.requests = 0
         self.retries = 0
+        self.on_request: RequestObserver | None = None
+        """Told of every request: its HTTP status (None: no answer), seconds taken and inputs carried."""
 
     def _session(self, base_url: str) -> aiohttp.ClientSession:
         session = self._sessions.get(base_url)
@@ -147,7 +153,10 @@ class Poster:
             if still_wanted is not None and not still_wanted():
                 raise Withdrawn()
             try:
-                return await self._attempt(url, body, headers, [i["id"] for i in inputs])
+                outcome = await self._attempt(url, body, headers, [i["id"] for i in inputs])
+                if attempt > 1:
+                    log.info("posting to %s succeeded again after %d failed attempts", url, attempt - 1)
+                return outcome
             except TransientFailure as exc:
                 if self._retry.max_attempts is not None and attempt >= self._retry.max_attempts:
                     raise
@@ -159,13 +168,16 @@ class Poster:
     async def _attempt(self, url: str, body: bytes, headers: dict[str, str], ids: list[str]) -> BatchOutcome:
         session = self._session(url.split("/v2/", 1)[0])
         self.requests += 1
+        started = time.perf_counter()
         try:
             async with session.post(url, data=body, headers=headers) as response:
                 payload = await response.read()
                 http_status = response.status
                 retry_after = _retry_after(response.headers.get("Retry-After"))
         except (TimeoutError, aiohttp.ClientError) as exc:
+            self._observe(None, started, len(ids))
             raise TransientFailure(f"{type(exc).__name__}: {exc}") from None
+        self._observe(http_status, started, len(ids))
         try:
             document = orjson.loads(payload) if payload else {}
         except orjson.JSONDecodeError:
@@ -178,6 +190,10 @@ class Poster:
         if code in AUTH_CODES or http_status in (401, 403):
             raise AuthFailure(code or http_status, description or f"HTTP {http_status}")
         return _classify(http_status, code, description, document, ids)
+
+    def _observe(self, http_status: int | None, started: float, size: int) -> None:
+        if self.on_request is not None:
+            self.on_request(http_status, time.perf_counter() - started, size)
 
 
 def _classify(http_status: int, code: int, description: str, document: dict[str, Any], ids: list[str]) -> BatchOutcome:

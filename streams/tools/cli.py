@@ -34,19 +34,31 @@ def _fail(message: str, code: int = 1) -> None:
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Worker state directory.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Log level.")
 @click.option("--control-topic", help="Compacted topic of managed collectors [env COLLECTORS_CONTROL_TOPIC].")
+@click.option("--log-format", type=click.Choice(["text", "json"]), help="json: a JSON object a line.")
+@click.option(
+    "--worker-id",
+    help="Stable name of this worker, unique in the group: a restart with it costs no rebalance (static "
+    "membership; default: the host name in a container) [env COLLECTORS_WORKER_ID].",
+)
 def worker(**options: Any) -> None:
     """Run a Faust worker: select from the predictions topic, post to destinations.
 
     Start more workers with the same --app-id to spread the topic's partitions over them.
     """
+    from pydantic import ValidationError
+
     from streams.core.config import load_index
+    from streams.core.logformat import LogFormat
     from streams.worker.app import create_app
     from streams.worker.faust_tuning import Worker
     from streams.worker.settings import WorkerSettings
     from streams.worker.topics import TopicLayoutError, prepare_topics
 
     overrides = {k: v for k, v in options.items() if v is not None}
-    settings = WorkerSettings(**overrides)
+    try:
+        settings = WorkerSettings(**overrides)
+    except ValidationError as exc:
+        _fail(f"invalid worker settings: {exc}", EXIT_USAGE)
     try:
         partitions = asyncio.run(prepare_topics(settings))
     except ConnectionError as exc:
@@ -61,13 +73,15 @@ def worker(**options: Any) -> None:
         except (ConfigError, WorkflowError) as exc:
             _fail(str(exc), EXIT_USAGE)
     app, _runtime = create_app(settings, static)
-    click.echo(
-        f"worker {settings.app_id}: {len(static)} collectors from a file, managed ones from the topic "
-        f"{settings.control_topic}; broker {settings.broker}; "
-        f"stats at http://{settings.web_host}:{settings.web_port}/collectors/stats/",
-        err=True,
-    )
-    Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+    log_format: LogFormat = "json" if settings.log_format == "json" else "text"
+    if log_format == "text":  # in JSON, every line is a log record: the start is logged once ready
+        click.echo(
+            f"worker {settings.app_id}: {len(static)} collectors from a file, managed ones from the topic "
+            f"{settings.control_topic}; broker {settings.broker}; "
+            f"stats at http://{settings.web_host}:{settings.web_port}/collectors/stats/",
+            err=True,
+        )
+    Worker(app, loglevel=settings.log_level, quiet=True, log_format=log_format).execute_from_commandline()
 
 
 @main.command()

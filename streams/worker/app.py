@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import faust
@@ -12,10 +13,16 @@ from streams.kafka.control_topic import ControlReader, ControlWriter
 from streams.worker.agents import register_agents
 from streams.worker.faust_consumer import App
 from streams.worker.faust_tuning import THROUGHPUT_SETTINGS, QuietMonitor, RawSchema, tune_gc
+from streams.worker.membership import CHANGELOG_CONFIG, group_settings
+from streams.worker.metrics import WorkerMetrics
+from streams.worker.probes import register_probes
 from streams.worker.runtime import Runtime
 from streams.worker.settings import WorkerSettings
 from streams.worker.tables import PartitionLedgers
 from streams.worker.views import register_views
+from streams.worker.watchdog import LoopWatchdog
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: WorkerSettings, static: Sequence[CompiledCollector] = ()) -> tuple[faust.App, Runtime]:
@@ -39,9 +46,16 @@ def create_app(settings: WorkerSettings, static: Sequence[CompiledCollector] = (
         web_in_thread=False,
         Monitor=QuietMonitor,
         stream_buffer_maxsize=settings.stream_buffer_maxsize,
+        **group_settings(
+            worker_id=settings.worker_id,
+            session_timeout_s=settings.session_timeout_s,
+            heartbeat_interval_s=settings.heartbeat_interval_s,
+        ),
         **THROUGHPUT_SETTINGS,
     )
     app.fetch_max_wait_ms = settings.fetch_max_wait_ms
+    app.leave_group_on_stop = settings.leave_group_on_stop
+    app.loop_stall_warn_s = settings.loop_stall_warn_s
     runtime = Runtime(
         settings=settings,
         poster=Poster(timeout_s=settings.http_timeout_s, retry=RetryPolicy(max_s=settings.retry_max_backoff_s)),
@@ -58,13 +72,26 @@ def create_app(settings: WorkerSettings, static: Sequence[CompiledCollector] = (
     }
     # Key and value types unset: Faust's JSON (ledgers are written as the JSON bytes of Ledger.to_bytes).
     for stage in ("select", "post"):
-        table = app.Table(f"ledger-{stage}", default=None, partitions=settings.partitions)
+        table = app.Table(
+            f"ledger-{stage}", default=None, partitions=settings.partitions, extra_topic_configs=CHANGELOG_CONFIG
+        )
         runtime.ledgers[stage] = PartitionLedgers(table)  # type: ignore[arg-type]  # app.Table makes a Table
-    runtime.tables["state"] = app.Table("operator-state", default=None, partitions=settings.partitions)
+    runtime.tables["state"] = app.Table(
+        "operator-state", default=None, partitions=settings.partitions, extra_topic_configs=CHANGELOG_CONFIG
+    )
     register_agents(app, runtime, topics)
     register_views(app, runtime)
+    register_probes(app, runtime, WorkerMetrics(runtime, app))
     control = ControlReader(settings.broker, settings.control_topic, on_change=runtime.apply_control)
     writer = ControlWriter(settings.broker, settings.control_topic)
+
+    if settings.loop_stall_warn_s > 0:
+        watchdog = LoopWatchdog(settings.loop_stall_warn_s)
+
+        @app.task(on_leader=False)  # type: ignore[untyped-decorator]
+        async def watch_loop() -> None:
+            """Log every stall of the event loop longer than ``loop_stall_warn_s``, with its stack."""
+            watchdog.start()
 
     @app.task(on_leader=False)  # type: ignore[untyped-decorator]
     async def start_control() -> None:
@@ -76,10 +103,12 @@ def create_app(settings: WorkerSettings, static: Sequence[CompiledCollector] = (
         runtime.control_writer = writer
         tune_gc(settings.gc_young_threshold)
         runtime.ready.set()
+        log.info("worker %s started with %s", settings.app_id, runtime.describe())
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def close_connections(app: faust.App, **kwargs: object) -> None:
         """Close the control reader and writer and the destinations' connection pools."""
+        log.info("worker %s stopping", settings.app_id)
         await control.stop()
         if runtime.control_writer is not None:
             await writer.stop()

@@ -26,7 +26,7 @@ taking over processing nothing (cause not found; docs/RELIABILITY.md, fix 2).
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, cast
 
 import faust
@@ -37,6 +37,7 @@ from faust.transport.drivers.aiokafka import Transport as AIOKafkaTransport
 from mode import ServiceT
 
 from streams.worker import faust_private
+from streams.worker.watchdog import LoopWatchdog
 
 DRAIN_WAIT_S = 0.05
 """How long one poll of the drain loop waits for records. Faust's 1 s: a poll that began while the queue's
@@ -58,6 +59,24 @@ class ConsumerThread(AIOKafkaConsumerThread):
         consumer = super()._create_worker_consumer(transport)
         faust_private.set_fetch_max_wait(consumer, cast(App, self.app).fetch_max_wait_ms)
         return consumer
+
+    async def on_start(self) -> None:
+        """Start the consumer, and watch this thread's loop, which sends the group heartbeats."""
+        limit = cast(App, self.app).loop_stall_warn_s
+        if limit > 0:
+            LoopWatchdog(limit, name="consumer thread loop (heartbeats)").start()
+        await super().on_start()
+
+    async def on_thread_stop(self) -> None:
+        """Stop the consumer; leave the group first when the app says so, also as a static member.
+
+        aiokafka leaves the group on close only without a ``group.instance.id``: a static member keeps its
+        place until its session times out (KIP-345), so its partitions wait that long. Without the id,
+        aiokafka sends LeaveGroup with the member id, which the coordinator honours for a static member too.
+        """
+        if cast(App, self.app).leave_group_on_stop:
+            faust_private.leave_group_on_close(self)
+        await super().on_thread_stop()
 
     async def seek_to_committed(self) -> Mapping[Any, int]:
         """Seek to the committed offsets, and the agents' partitions that have none (or 0) to their start.
@@ -165,9 +184,22 @@ class Transport(AIOKafkaTransport):
 
 
 class App(faust.App):
-    """A Faust app on this module's :class:`Transport`."""
+    """A Faust app on this module's :class:`Transport`, which tells whoever asks when a rebalance begins."""
 
     fetch_max_wait_ms = 1500  # Faust's; the worker sets its own (WorkerSettings.fetch_max_wait_ms)
+    leave_group_on_stop = True  # WorkerSettings.leave_group_on_stop
+    loop_stall_warn_s = 0.0  # WorkerSettings.loop_stall_warn_s: watch the consumer thread's loop when above 0
+    _rebalance_callbacks: tuple[Callable[[], None], ...] = ()
+
+    def call_on_rebalance_start(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on the app's loop as soon as a rebalance begins, before Faust waits for the
+        records being worked on (aiokafka announces it from the consumer thread)."""
+        self._rebalance_callbacks = (*self._rebalance_callbacks, callback)
+
+    def on_rebalance_start(self) -> None:
+        super().on_rebalance_start()
+        for callback in self._rebalance_callbacks:
+            self.loop.call_soon_threadsafe(callback)
 
     def _new_transport(self) -> Any:
         return Transport(self.conf.broker_consumer, self)

@@ -30,6 +30,15 @@ What is relied on:
    Faust 0.15.3's own but for eager delivery and its poll wait (:func:`drain_messages`), using Faust's
    ``Consumer._read_offset``, ``._commit_every``, ``._n_acked``, ``._add_gap`` and mode's
    ``Service._stopped``.
+9. aiokafka's ``GroupCoordinator._group_instance_id``, read by ``_maybe_leave_group`` when the consumer closes:
+   it sends LeaveGroup only when it is None, so a static member (``group.instance.id``) never leaves and its
+   partitions wait for its session to expire. Set to None just before the close, aiokafka sends LeaveGroup
+   with the member id, which the group coordinator honours for a static member too
+   (:func:`leave_group_on_close`). Faust's ``AIOKafkaConsumerThread._consumer`` holds the consumer.
+10. The order of Faust's rebalance: ``ConsumerRebalanceListener.on_partitions_revoked`` calls
+   ``App.on_rebalance_start`` from the consumer thread before ``App._on_partitions_revoked`` waits on the
+   main loop (``Consumer.wait_empty``) for every record an agent tracks: the posting agent cancels its
+   requests in flight from that first call, so the wait does not include them.
 """
 
 from __future__ import annotations
@@ -66,6 +75,15 @@ OVERRIDDEN = {
     "mode.utils.queues:FlowControlQueue.get": "c14157e5ee64",
     # Faust's app: the transport it builds.
     "faust.app.base:App._new_transport": "42db531312dd",
+    # Group membership: leaving on close as a static member; the consumer thread's start and stop.
+    "aiokafka.consumer.group_coordinator:GroupCoordinator._maybe_leave_group": "016cd88a16e6",
+    "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread.on_thread_stop": "8dfc004e258b",
+    "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread.on_start": "38b4e8bd1e10",
+    # A rebalance's start, announced before the wait for the records agents track.
+    "faust.transport.drivers.aiokafka:ConsumerRebalanceListener.on_partitions_revoked": "348c3aec879f",
+    "faust.app.base:App.on_rebalance_start": "5c1e23de3067",
+    "faust.app.base:App._on_partitions_revoked": "d5c895bbe57d",
+    "faust.transport.consumer:Consumer.wait_empty": "e4662fe24f09",
 }
 """Each Faust, aiokafka or mode function the worker overrides, copies or reads around, with the first 12 hex
 digits of the SHA-256 of its source at the pinned versions."""
@@ -117,6 +135,14 @@ def committed_offset(consumer: Any, tp: Any) -> int | None:
 def aiokafka_producer(producer: Any) -> Callable[[], Any]:
     """The function giving the aiokafka producer under Faust's producer (started with the app)."""
     return cast(Callable[[], Any], producer._ensure_producer)
+
+
+def leave_group_on_close(thread: Any) -> None:
+    """Make the aiokafka consumer of Faust's consumer ``thread`` send LeaveGroup when it closes, also when it
+    is a static member (item 9)."""
+    consumer = thread._consumer
+    if consumer is not None:
+        consumer._coordinator._group_instance_id = None
 
 
 def raise_queued_error(queue: Any) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
@@ -17,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 from faust.sensors.monitor import Monitor
 
+from streams.core.logformat import LogFormat, dress_handlers
 from streams.kafka.producing import bootstrap_address
 from streams.worker import faust_private
 from streams.worker.faust_consumer import Consumer
@@ -124,9 +126,14 @@ class Worker(faust.Worker):
     """A worker without the terminal spinner: with it, Faust sets the root logger to DEBUG so every debug
     call in Faust and aiokafka builds a log record (and writes escape codes into log files)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, log_format: LogFormat = "text", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.spinner = None
+        self.log_format = log_format
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        """Write in the chosen format, with library noise at its level (:class:`~streams.core.logformat.Demote`)."""
+        dress_handlers(logger, self.log_format, level)
 
 
 class EventReader:

@@ -76,10 +76,13 @@ class Posting:
             )
         )
         self.in_flight: set[asyncio.Task[None]] = set()
+        self.requests: set[asyncio.Future[Any]] = set()  # the HTTP exchanges of the tasks in flight
+        self.abandoned = 0  # records whose request a rebalance cancelled (read again after it)
         self.finished: list[Any] = []  # events whose outcome is counted, acknowledged after the next save
         self.state_writes = StateWrites(runtime.tables["state"])  # memory of stateful steps, saved likewise
         self.saved_at = 0.0
         self.wake = asyncio.Event()  # set when a request finishes: the loop has work besides reading
+        self.backpressure = False  # whether the queue's partitions are out of the fetch (too many held)
 
     async def run(self) -> None:
         """Until the worker stops: read, hold, post, count, save, acknowledge."""
@@ -97,7 +100,7 @@ class Posting:
             await self._settle()
             if self.reader.flowing():
                 await self._dispatch(now)
-            self.runtime.posting.update(held=len(self.batcher), in_flight=len(self.in_flight))
+            self.runtime.posting.update(held=len(self.batcher), in_flight=len(self.in_flight), abandoned=self.abandoned)
         await self._drain()
 
     def _wait_s(self) -> float | None:
@@ -144,10 +147,20 @@ class Posting:
                 task = asyncio.create_task(request)
                 task.add_done_callback(lambda _task: self.wake.set())
                 self.in_flight.add(task)
-        if len(self.batcher) > self.batcher.rules.max_held:
+        held, limit = len(self.batcher), self.batcher.rules.max_held
+        if held > limit:
             self.reader.pause_fetching()
         else:
             self.reader.resume_fetching()
+        if (held > limit) != self.backpressure:
+            self.backpressure = held > limit
+            log.info(
+                "backpressure %s: %d records held (limit %d)%s",
+                "on" if self.backpressure else "off",
+                held,
+                limit,
+                ", the queue waits in Kafka" if self.backpressure else "",
+            )
 
     def _calls_model(self, items: list[Held]) -> bool:
         """Whether a step after the queue of one of these records' collectors calls a model."""
@@ -222,8 +235,8 @@ class Posting:
                     return False
             return True
 
-        try:
-            result = await self.runtime.poster.post_inputs(
+        request = asyncio.ensure_future(
+            self.runtime.poster.post_inputs(
                 base_url,
                 user_id,
                 app_id,
@@ -231,6 +244,19 @@ class Posting:
                 [held.record["input"] for held in by_id.values()],
                 still_wanted=still_wanted,
             )
+        )
+        self.requests.add(request)
+        try:
+            await asyncio.wait([request])
+        finally:
+            self.requests.discard(request)
+            request.cancel()  # when this task is cancelled (the worker stops) before the request ended
+        if request.cancelled():  # a rebalance began (:meth:`abandon`): read again after it, by whoever holds it
+            self.reader.untrack(held.event for held in items)
+            self.abandoned += len(items)
+            return
+        try:
+            result = request.result()
         except Withdrawn:  # a collector was deleted, paused or re-keyed meanwhile: judge each record again
             self.reader.untrack(held.event for held in items)
             self._hold_again(items)
@@ -249,8 +275,11 @@ class Posting:
                 self.runtime.last_errors[collector.id] = str(exc)
             await self._dead_letter_each(items, "request_refused", str(exc), exc.code)
             return
+        posted_at, last_posted = time.time(), runtime.last_posted_at
         for input_id in result.delivered:
-            self._count(by_id[input_id], outcome.POSTED)
+            held = by_id[input_id]
+            self._count(held, outcome.POSTED)
+            last_posted[held.collector_id] = posted_at
         for input_id in result.duplicates:
             self._duplicate(by_id[input_id])
         refused = {input_id: (code, description) for input_id, code, description in result.failed}
@@ -337,8 +366,19 @@ class Posting:
             await self.ledgers.save()
             self.reader.ack(counted)
 
+    def abandon(self) -> None:
+        """A rebalance began: cancel the requests in flight rather than make the group wait for them (a slow
+        destination held every worker's posting for as long as its requests took, retries included).
+
+        Their records are not counted nor acknowledged here: whoever holds their partitions after the
+        rebalance reads them again from the committed offset and posts them again. Input ids make that
+        harmless: what the cancelled request stored comes back as a duplicate, counted once. Records whose
+        outcome is counted already are saved and acknowledged as usual (the rebalance waits for those)."""
+        for request in self.requests:
+            request.cancel()
+
     async def _drain(self) -> None:
         """Let the requests in flight finish and settle them."""
         if self.in_flight:
-            await asyncio.gather(*self.in_flight)
+            await asyncio.wait(self.in_flight)
         await self._settle(now=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,11 +43,21 @@ class Runtime:
     """How ``model`` nodes call models: batched, limited per model, retried, cached."""
     posting: dict[str, int] = field(default_factory=dict)
     """The posting agent's gauges: records held for fuller batches, requests in flight."""
+    control_changes: int = 0
+    """Changes of the control topic applied since the process started."""
+    last_posted_at: dict[str, float] = field(default_factory=dict)
+    on_dead_letter: Callable[[bytes], None] | None = None
+    """Told of every dead letter written (the metrics count them by collector and reason)."""
+    """Per collector: when (Unix time) the destination last confirmed one of its inputs."""
 
     def apply_control(self, state: dict[str, dict[str, Any]]) -> None:
         """Rebuild the index from the control topic's current documents (called on every change)."""
         self.control_state = dict(state)
+        self.control_changes += 1
+        before = {c.id: c for c in self.index}
         self.rebuild()
+        if self.ready.is_set():  # before: the collectors read at start are logged once, when ready
+            log_changes(before, {c.id: c for c in self.index})
 
     def rebuild(self) -> None:
         stored, errors = compile_stored(self.control_state)
@@ -75,6 +86,13 @@ class Runtime:
             await self.control_writer.put(key, updated)
         self.rebuild()
 
+    def describe(self) -> str:
+        """The collectors it runs, for the log: how many, and the ids (the first 20)."""
+        ids = sorted(c.id for c in self.index)
+        paused = sum(1 for c in self.index if not c.active)
+        shown = ", ".join(ids[:20]) + (f", ... ({len(ids) - 20} more)" if len(ids) > 20 else "")
+        return f"{len(ids)} collectors ({paused} paused): {shown or 'none'}"
+
     def totals(self, active: set[tuple[str, int]], *, funnels: bool = True) -> Ledger:
         """The ledgers of the partitions this worker holds as active (of ``(topic, partition)`` pairs), summed
         (without the collectors' funnels unless ``funnels``).
@@ -90,3 +108,19 @@ class Runtime:
                     summary = None if funnels else ledgers.summary(key, value)
                     total.merge_json(value if summary is None else summary, funnels=funnels)
         return total
+
+
+def log_changes(before: dict[str, CompiledCollector], after: dict[str, CompiledCollector]) -> None:
+    """Say which collectors were added, removed, changed, paused or resumed, by id."""
+    for cid in sorted(after.keys() - before.keys()):
+        log.info("collector %s added (%s)", cid, after[cid].spec.status)
+    for cid in sorted(before.keys() - after.keys()):
+        log.info("collector %s removed", cid)
+    for cid in sorted(before.keys() & after.keys()):
+        old, new = before[cid], after[cid]
+        if old.active and not new.active:
+            log.info("collector %s paused%s", cid, f": {new.last_error}" if new.last_error else "")
+        elif new.active and not old.active:
+            log.info("collector %s resumed", cid)
+        elif old.spec != new.spec or old.key != new.key:
+            log.info("collector %s changed", cid)

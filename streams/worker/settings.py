@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.inputs_api import MAX_INPUTS_PER_REQUEST
+from streams.worker.membership import default_worker_id
 
 
 class WorkerSettings(BaseSettings):
@@ -62,4 +63,42 @@ class WorkerSettings(BaseSettings):
         description="Objects allocated (net) between young-generation garbage collections; Python's default is"
         " 700, 0 keeps it. Once the worker is ready, what it loaded is also frozen out of full collections.",
     )
-    log_level: str = "warning"
+    log_level: str = Field(
+        default="info", description="info: what a person needs (start, partitions, collector changes, failures)."
+    )
+    log_format: str = Field(default="text", pattern="^(text|json)$", description="json: one JSON object per line.")
+    worker_id: str | None = Field(
+        default_factory=default_worker_id,
+        min_length=1,
+        description="A name stable across this worker's restarts, unique in the group (Kafka's group.instance.id:"
+        " static membership, KIP-345). A worker restarted with its id within the session timeout gets its"
+        " partitions back with no rebalance of the others. Default: the host name inside a container, else none.",
+    )
+    session_timeout_s: float = Field(
+        default=6.0,
+        ge=1,
+        description="A worker that sends no heartbeat this long is taken out of the group and its partitions"
+        " given to the others (Kafka's session.timeout.ms; brokers accept 6-1,800 s by default).",
+    )
+    heartbeat_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often the worker tells the group it is alive (below a third of the session timeout).",
+    )
+    leave_group_on_stop: bool = Field(
+        default=True,
+        description="On SIGTERM, leave the group at once so the partitions move now; false keeps a worker id's"
+        " membership for a restart (its partitions then wait for it up to the session timeout).",
+    )
+    loop_stall_warn_s: float = Field(
+        default=0.1, ge=0, description="Log an event-loop stall longer than this, with its stack; 0: do not watch."
+    )
+
+    @model_validator(mode="after")
+    def _heartbeats_fit_the_session(self) -> WorkerSettings:
+        if self.heartbeat_interval_s * 3 > self.session_timeout_s:
+            raise ValueError(
+                f"heartbeat_interval_s ({self.heartbeat_interval_s:g}) must be at most a third of session_timeout_s"
+                f" ({self.session_timeout_s:g}): one late heartbeat must not end the session"
+            )
+        return self

@@ -62,6 +62,10 @@ class PartitionLedgers:
         self._highest: dict[int, int] = {}
         self._changed: set[int] = set()
         self._saved: dict[str, tuple[bytes, dict[str, Any]]] = {}  # table key: (value written, its summary)
+        self._loaded: dict[int, Ledger] = {}  # each held ledger as read from the table: counted elsewhere
+        self._retired = Ledger()  # what this process counted in ledgers it held before a rebalance
+        self.caught_up = 0
+        """Records read again with :meth:`take`'s ``catch_up`` since the process started."""
 
     def read(self, partition: int, offset: int) -> int | None:
         """A record was taken from the partition; its outcome is not known yet.
@@ -86,6 +90,7 @@ class PartitionLedgers:
         if start is None:
             return [event]
         missed = await catch_up(message.tp, start, message.offset)
+        self.caught_up += len(missed)
         for record in missed:
             self.read(record.message.partition, record.message.offset)
         return [*missed, event]
@@ -118,8 +123,19 @@ class PartitionLedgers:
     def _ledger(self, partition: int) -> Ledger:
         ledger = self._ledgers.get(partition)
         if ledger is None:
-            ledger = self._ledgers[partition] = Ledger.from_json(self.table.get(f"p{partition}"))
+            stored = self.table.get(f"p{partition}")
+            ledger = self._ledgers[partition] = Ledger.from_json(stored)
+            self._loaded[partition] = Ledger.from_json(stored)
         return ledger
+
+    def counted_here(self) -> Ledger:
+        """What this process counted since it started (in the ledgers it holds and held): monotonic, unlike
+        the ledgers, which move between workers with their partitions."""
+        counted = Ledger()
+        counted.add_difference(self._retired, Ledger())
+        for partition, ledger in self._ledgers.items():
+            counted.add_difference(ledger, self._loaded[partition])
+        return counted
 
     def done(self, partition: int, offset: int) -> tuple[Ledger, bool]:
         """The record's outcome is known: its partition's ledger, and whether the record is to be counted
@@ -168,7 +184,10 @@ class PartitionLedgers:
 
     def reset(self) -> None:
         """Forget what is cached (after a rebalance): ledgers are read again from the table."""
+        for partition, ledger in self._ledgers.items():
+            self._retired.add_difference(ledger, self._loaded[partition])
         self._ledgers.clear()
+        self._loaded.clear()
         self._pending.clear()
         self._highest.clear()
         self._changed.clear()

@@ -15,7 +15,7 @@ from streams.worker.runtime import Runtime
 
 def register_views(app: faust.App, runtime: Runtime) -> None:
     """Mount ``/collectors/stats/``, ``/collectors/partitions/``, ``/collectors/list/``,
-    ``/collectors/tasks/`` and ``/collectors/healthz/``."""
+    ``/collectors/tasks/``, ``/collectors/group/`` and ``/collectors/healthz/``."""
 
     @app.page("/collectors/stats/")
     class Stats(View):
@@ -65,6 +65,22 @@ def register_views(app: faust.App, runtime: Runtime) -> None:
         async def get(self, request: Request) -> Response:
             """Every asyncio task of the worker and where it waits: what to read when a worker seems stuck."""
             return self.json({"tasks": _task_stacks()})
+
+    @app.page("/collectors/group/")
+    class Group(View):
+        async def get(self, request: Request) -> Response:
+            """This worker in its consumer group: its id, the group's generation, rebalances seen, whether one
+            is under way, and how many partitions of the agents' topics it holds."""
+            watched = {runtime.settings.predictions_topic, runtime.settings.queue_topic}
+            return self.json(
+                {
+                    "worker_id": runtime.settings.worker_id,
+                    "generation": app.consumer_generation_id,
+                    "rebalances": app.rebalancing_count,
+                    "rebalancing": app.rebalancing,
+                    "partitions": sum(1 for tp in app.consumer.assignment() if tp.topic in watched),
+                }
+            )
 
     @app.page("/collectors/healthz/")
     class Health(View):

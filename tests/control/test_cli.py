@@ -203,7 +203,7 @@ async def test_serve_runs_the_api_until_sigterm(
     options = ["--port", str(port), "--broker", f"kafka://{kafka.bootstrap_servers}", "--topic", control_topic]
     process = subprocess.Popen([*command, *options, "--auth-url", destination], stdout=log, stderr=subprocess.STDOUT)
     try:
-        await asyncio.to_thread(wait_http, f"http://127.0.0.1:{port}/healthz", timeout_s=30, process=process)
+        await asyncio.to_thread(wait_http, f"http://127.0.0.1:{port}/readyz", timeout_s=30, process=process)
         document = await asyncio.to_thread(get_json, f"http://127.0.0.1:{port}/openapi.json")
         assert document["info"]["title"] == "Collectors management API"
     finally:

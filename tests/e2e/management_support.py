@@ -81,7 +81,7 @@ class ControlApis:
         url = f"http://127.0.0.1:{port}"
         service = Service(process, url, log)
         self.started.append(service)
-        wait_http(f"{url}/healthz", timeout_s=60, process=process)
+        wait_http(f"{url}/readyz", timeout_s=60, process=process)
         return ControlApi(service, self.topic)
 
     def stop_all(self) -> None:

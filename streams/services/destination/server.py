@@ -498,6 +498,21 @@ async def healthz(request: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps({"status": "ok"}), content_type="application/json")
 
 
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: 200 when the database answers a query, 503 otherwise."""
+    try:
+        request.app[STORE_KEY].user_exists("readiness-probe")  # on the loop, as every query of this service
+    except Exception as exc:  # any failure of the database means not ready; the reason is in the answer
+        return web.Response(
+            status=503,
+            body=orjson.dumps({"ready": False, "checks": {"database": False}, "details": type(exc).__name__}),
+            content_type="application/json",
+        )
+    return web.Response(
+        body=orjson.dumps({"ready": True, "checks": {"database": True}}), content_type="application/json"
+    )
+
+
 async def get_stats(request: web.Request) -> web.Response:
     """Counters of the inputs routes since start."""
     return web.Response(body=orjson.dumps(request.app[STATE_KEY].stats()), content_type="application/json")
@@ -543,6 +558,7 @@ def create_app(store: BaseStore, *, faults: bool = False, rng: random.Random | N
     for path in MYSCOPES_PATHS:
         app.router.add_get(path, my_scopes)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     app.router.add_get("/_stats", get_stats)
     if faults:
         app.router.add_get("/_faults", get_faults)

@@ -31,9 +31,13 @@ from streams.core.routing import compile_collector
 from streams.core.workflows import WorkflowError, compile_nodes
 from streams.delivery.poster import redact
 from streams.kafka.control_topic import ControlReader, ControlWriter
+from streams.kafka.probe import BrokerProbe
 from streams.services.clarifai_grpc import bridged
 from streams.services.destination.store import KeyRecord
 from streams.services.management.auth import KeyIntrospection, KeyRefused, Unreachable, caller_problem, header_key
+from streams.services.management.funnel import FunnelWatch, Watched
+from streams.services.management.metrics import ApiMetrics, KeyCheck, note_key_check
+from streams.services.management.observe import Observe
 from streams.services.management.openapi import openapi_document
 from streams.services.management.spelling import SpellingError, collector_view, project_fields
 
@@ -147,6 +151,22 @@ class Catalog:
         await self._reader.stop()
         await self._writer.stop()
 
+    async def start_when_kafka_answers(self, retry_s: float = 2.0) -> None:
+        """:meth:`start`, trying again every ``retry_s`` while Kafka does not answer (a service started before
+        Kafka waits for it, not ready meanwhile)."""
+        while True:
+            try:
+                await self.start()
+                return
+            except (KafkaError, ConnectionError) as exc:
+                log.warning("Kafka does not answer (%s); trying again in %gs", exc, retry_s)
+                await self.stop()
+                await asyncio.sleep(retry_s)
+
+    def ready(self) -> bool:
+        """Whether the control topic has been read to its end."""
+        return self._reader.ready.is_set()
+
     def lock(self, user_id: str, app_id: str) -> asyncio.Lock:
         """The lock that serialises writes to one app."""
         return self._locks[(user_id, app_id)]
@@ -154,6 +174,10 @@ class Catalog:
     def collectors(self, user_id: str, app_id: str) -> dict[str, StoredCollector]:
         """The app's collectors by id, in id order."""
         return self._load(f"collector/{user_id}/{app_id}/", StoredCollector)
+
+    def every_collector(self) -> dict[str, StoredCollector]:
+        """Every app's collectors by qualified id (``user/app/collector``, as the workers' ledgers name them)."""
+        return self._load("collector/", StoredCollector)
 
     def workflows(self, user_id: str, app_id: str) -> dict[str, StoredWorkflow]:
         """The app's workflows by id, in id order."""
@@ -240,6 +264,7 @@ async def _authorize(request: web.Request) -> None:
     """Refuse unless the caller's key belongs to the request's user and covers its app (then set the app)."""
     clear_key = header_key(request.headers.get("Authorization", ""))
     if clear_key is None:
+        note_key_check(request, "missing")
         raise Refusal(
             401,
             ControlCode.CONN_KEY_INVALID,
@@ -262,11 +287,21 @@ async def _authorize(request: web.Request) -> None:
                 )
         record = _known(await keys.scopes(auth_url, clear_key, user_id, app_id), clear_key, auth_url)
     except Unreachable as exc:
+        note_key_check(request, "unreachable")
         raise Refusal(502, ControlCode.UPSTREAM_UNREACHABLE, "Auth service unreachable", str(exc)) from None
+    except Refusal as refusal:
+        if refusal.http_status in KEY_REFUSALS:  # the auth service's answer about the key
+            note_key_check(request, KEY_REFUSALS[refusal.http_status])
+        raise
     problem = caller_problem(record, user_id, app_id)
+    note_key_check(request, "ok" if problem is None else "other_app")
     if problem is not None:
         raise Refusal(403, ControlCode.CONN_INSUFFICIENT_SCOPES, "API key is for another app", problem)
     request[APP_IDS] = (user_id, app_id)
+
+
+KEY_REFUSALS: dict[int, KeyCheck] = {401: "unknown", 403: "other_app", 404: "unknown_app"}
+"""The key-check outcome of each refusal :func:`_known` makes."""
 
 
 def _known(answer: KeyRecord | KeyRefused, clear_key: str, auth_url: str) -> KeyRecord:
@@ -770,11 +805,24 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def create_app(
-    catalog: Catalog, keys: KeyIntrospection, auth_url: str, destination_url: str | None = None
+    catalog: Catalog,
+    keys: KeyIntrospection,
+    auth_url: str,
+    destination_url: str | None = None,
+    *,
+    watched: Watched | None = None,
+    probe: BrokerProbe | None = None,
 ) -> web.Application:
-    """The management web app over a started catalog; keys are checked with ``auth_url``'s MyScopes, and a
-    collector naming no destination base URL posts to ``destination_url`` (default: ``auth_url``)."""
-    app = web.Application(middlewares=[_errors])
+    """The management web app over a catalog; keys are checked with ``auth_url``'s MyScopes, and a collector
+    naming no destination base URL posts to ``destination_url`` (default: ``auth_url``). Calls are answered
+    once the catalog has read the control topic (the probes at once); ``watched`` names the workers whose
+    funnels the page shows, ``probe`` the broker ``/readyz`` asks."""
+    metrics = ApiMetrics()
+    watch = None if watched is None else FunnelWatch(watched, catalog.every_collector)
+    observe = Observe(
+        metrics=metrics, probe=probe, ready=catalog.ready, keys=keys, auth_url=auth_url.rstrip("/"), watch=watch
+    )
+    app = web.Application(middlewares=[metrics.middleware(), observe.until_ready, _errors])
     app[CATALOG] = catalog
     app[KEYS] = keys
     app[AUTH_URL] = auth_url.rstrip("/")
@@ -798,6 +846,7 @@ def create_app(
     app.router.add_get("/v2/collectors/{item_id}", _get_handler("collectors"))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi)
+    observe.install(app)
     return app
 
 
@@ -812,23 +861,25 @@ async def running(
     timeout_s: float = 10.0,
     access_log: bool = False,
     destination_url: str | None = None,
+    watched: Watched | None = None,
 ) -> AsyncIterator[str]:
     """Serve the API on host:port (0 = an ephemeral port) while the block runs; yields the base URL.
 
-    The control topic is read to its end before the API listens; outgoing calls (MyScopes) time out after
-    ``timeout_s``.
+    The API listens at once (``/readyz`` answers 503 until ready), and answers calls once the control topic
+    has been read to its end, before the block runs; outgoing calls (MyScopes) time out after ``timeout_s``.
     """
     catalog = Catalog(broker, topic)
-    await catalog.start()
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s))
-    runner = web.AppRunner(
-        create_app(catalog, KeyIntrospection(session), auth_url, destination_url),
-        access_log=log if access_log else None,
+    app = create_app(
+        catalog, KeyIntrospection(session), auth_url, destination_url, watched=watched, probe=BrokerProbe(broker)
     )
+    runner = web.AppRunner(app, access_log=log if access_log else None)
     try:
         await runner.setup()
         site = web.TCPSite(runner, host, port)
         await site.start()
+        await catalog.start_when_kafka_answers()
+        log.info("control topic %s read: %d collectors", topic, len(catalog.every_collector()))
         bound_host, bound_port = runner.addresses[0][:2]
         yield f"http://[{bound_host}]:{bound_port}" if ":" in bound_host else f"http://{bound_host}:{bound_port}"
     finally:
@@ -852,9 +903,11 @@ async def serve(
     on_ready: Callable[[str], None] | None = None,
     destination_url: str | None = None,
     grpc_port: int | None = None,
+    watched: Watched | None = None,
 ) -> None:
     """Serve until ``stop`` is set; ``on_ready`` gets the base URL once listening (and the gRPC port, when
-    ``grpc_port`` serves Clarifai's five Collector calls over gRPC too)."""
+    ``grpc_port`` serves Clarifai's five Collector calls over gRPC too); ``watched``: the workers the funnel
+    page shows."""
     async with AsyncExitStack() as stack:
         url = await stack.enter_async_context(
             running(
@@ -866,6 +919,7 @@ async def serve(
                 timeout_s=timeout_s,
                 access_log=True,
                 destination_url=destination_url,
+                watched=watched,
             )
         )
         if grpc_port is not None:

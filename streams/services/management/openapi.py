@@ -246,6 +246,42 @@ def openapi_document(codes: Mapping[str, int]) -> dict[str, Any]:
             "/healthz": {
                 "get": {"operationId": "Healthz", "security": [], "responses": {"200": {"description": "Serving."}}}
             },
+            "/readyz": {
+                "get": {
+                    "operationId": "Readyz",
+                    "security": [],
+                    "responses": {
+                        "200": {"description": "Ready: the control topic has been read and Kafka answers."},
+                        "503": {"description": "Not ready; the body names the failing checks."},
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "operationId": "Metrics",
+                    "security": [],
+                    "responses": {"200": {"description": "Prometheus metrics (docs/OPERATIONS.md)."}},
+                }
+            },
+            "/": {
+                "get": {
+                    "operationId": "FunnelPage",
+                    "security": [],
+                    "responses": {"200": {"description": "The live funnel page (HTML)."}},
+                }
+            },
+            "/funnel": {
+                "get": {
+                    "operationId": "Funnel",
+                    "description": "What the funnel page shows, as JSON. No key needed from loopback; from elsewhere"
+                    " a key of the owner, and only the collectors of the apps it covers.",
+                    "responses": {
+                        "200": {"description": "Funnels, rates, lag per partition, dead letters by reason."},
+                        "401": {"description": "A key is needed (the caller is not on loopback)."},
+                        "503": {"description": "Kafka does not answer."},
+                    },
+                }
+            },
             "/openapi.json": {
                 "get": {
                     "operationId": "OpenApi",

@@ -410,6 +410,41 @@ def resume(
 MANAGEMENT_COMMANDS: tuple[click.Command, ...] = (create, apply, list_command, get, patch, delete, pause, resume)
 
 
+def watched_options(func: F) -> F:
+    """The workers whose funnels the page shows: their app id and topics (the workers' own settings)."""
+    page = "the workers' {}, for the funnel page at GET /"
+    options = [
+        click.option(
+            "--app-id", default="collectors", show_default=True, envvar="COLLECTORS_APP_ID", help=page.format("app id")
+        ),
+        click.option(
+            "--predictions-topic",
+            default="predictions",
+            envvar="COLLECTORS_PREDICTIONS_TOPIC",
+            help=page.format("topic"),
+        ),
+        click.option(
+            "--queue-topic", default="collectors-queue", envvar="COLLECTORS_QUEUE_TOPIC", help=page.format("topic")
+        ),
+        click.option(
+            "--dead-letter-topic",
+            default="collectors-dead-letters",
+            envvar="COLLECTORS_DEAD_LETTER_TOPIC",
+            help=page.format("topic"),
+        ),
+        click.option(
+            "--log-format",
+            type=click.Choice(["text", "json"]),
+            default="text",
+            envvar="COLLECTORS_LOG_FORMAT",
+            help="json: one JSON object per line.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 @click.group()
 def control() -> None:
     """The management API of collectors: serve it, and manage collectors and workflows through it."""
@@ -439,6 +474,7 @@ def control() -> None:
     help="Also serve Clarifai's Collector calls over gRPC (service clarifai.api.V2, no TLS) on this port.",
 )
 @click.option("--timeout", "timeout_s", default=10.0, show_default=True, help="Seconds allowed to each key check.")
+@watched_options
 def serve(
     host: str,
     port: int,
@@ -448,11 +484,15 @@ def serve(
     destination_url: str | None,
     grpc_port: int | None,
     timeout_s: float,
+    log_format: str,
+    **watched: str,
 ) -> None:
-    """Serve the management API until SIGINT or SIGTERM."""
+    """Serve the management API until SIGINT or SIGTERM (and the funnel page of the workers at GET /)."""
+    from streams.core.logformat import configure
     from streams.services.management.api import serve as serve_api
+    from streams.services.management.funnel import Watched
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure(logging.INFO, "json" if log_format == "json" else "text")
 
     def ready(url: str) -> None:
         click.echo(f"management API listening on {url} (topic {topic} on {broker}, keys checked at {auth_url})")
@@ -473,6 +513,7 @@ def serve(
             on_ready=ready,
             destination_url=destination_url,
             grpc_port=grpc_port,
+            watched=Watched(broker, **watched),
         )
 
     try:

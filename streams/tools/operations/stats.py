@@ -4,44 +4,27 @@ from __future__ import annotations
 
 import urllib.error
 from collections.abc import Sequence
-from typing import Any
 
 import orjson
 
 from streams.core.ledger import Ledger
+from streams.kafka import ledgers
+from streams.kafka.ledgers import LEDGER_TABLES, changelog_topic
+from streams.kafka.reading import KafkaUnreachable
 from streams.tools.localstack import get_json
-from streams.tools.operations import kafka
 from streams.tools.operations.errors import Unreachable
 
-LEDGER_TABLES = ("ledger-select", "ledger-post")
-"""The worker's ledger tables (``streams/worker/app.py``): one ledger per source partition, key ``p{partition}``."""
+__all__ = ["LEDGER_TABLES", "STATS_PATH", "changelog_topic", "from_changelogs", "from_workers"]
 
 STATS_PATH = "/collectors/stats/"
 
 
-def changelog_topic(app_id: str, table: str) -> str:
-    """The topic Faust keeps a table in: ``{app_id}-{table}-changelog``."""
-    return f"{app_id}-{table}-changelog"
-
-
 async def from_changelogs(broker: str, app_id: str) -> tuple[Ledger, list[str]]:
-    """The ledgers of every partition, as last written by any worker (running or not), summed; and the
-    changelog topics that do not exist (no worker of this app id ever ran)."""
-    total = Ledger()
-    missing: list[str] = []
-    for table in LEDGER_TABLES:
-        topic = changelog_topic(app_id, table)
-        tps = await kafka.partitions(broker, topic)
-        if not tps:
-            missing.append(topic)
-            continue
-        latest: dict[bytes | None, Any] = {}
-        async with kafka.consumer(broker) as client:
-            async for record in kafka.read_from_start(client, tps):
-                latest[record.key] = None if record.value is None else orjson.loads(record.value)
-        for value in latest.values():
-            total.merge_json(value)
-    return total, missing
+    """:func:`streams.kafka.ledgers.from_changelogs`, an unreachable broker reported as the commands report it."""
+    try:
+        return await ledgers.from_changelogs(broker, app_id)
+    except KafkaUnreachable as exc:
+        raise Unreachable(str(exc)) from None
 
 
 def from_workers(urls: Sequence[str]) -> Ledger:
