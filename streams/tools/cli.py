@@ -106,9 +106,9 @@ def produce(events_file: Any, broker: str, topic: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @click.option("--offline", is_flag=True, help="Call no model: model nodes let inputs through unjudged.")
 def simulate(config: Path, events_file: Any, as_json: bool, offline: bool) -> None:
-    """Run the configured collectors over events offline (no Kafka, no HTTP) and report what each would post.
+    """Run the configured collectors over events (no Kafka, nothing posted) and report what each would post.
 
-    Model nodes call their models (batched, as a worker would) unless --offline: then they judge nothing and
+    Model nodes call their models (one input at a time) unless --offline: then they judge nothing and
     the inputs pass them, counted as model_skipped in the funnel."""
     from streams.core.simulate import model_steps, offline_index
     from streams.core.simulate import simulate as run
