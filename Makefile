@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint typecheck check kcat clean
+.PHONY: demo test bench soak lint typecheck check kcat clean
 
 $(STAMP): pyproject.toml
 	@echo "==> installing Collectors into $(VENV) (once)"
@@ -33,6 +33,12 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.tap
 	$(BIN)/python -m bench.models
+
+## soak: one worker under steady load (RATE events/s for MINUTES minutes), sampled into .collectors/soak/
+RATE ?= 1500
+MINUTES ?= 60
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak --rate $(RATE) --minutes $(MINUTES)
 
 lint: $(STAMP)
 	$(BIN)/ruff check streams schemas tests bench

@@ -37,6 +37,15 @@ def unique(request: pytest.FixtureRequest) -> str:
     return f"{request.node.name[:40].replace('[', '-').replace(']', '')}-{uuid.uuid4().hex[:8]}"
 
 
+@pytest.fixture(autouse=True)
+def own_contexts(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Contexts (`collectors config`) of this test's own, never the user's: returns their folder."""
+    folder = tmp_path_factory.mktemp("config")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(folder))
+    monkeypatch.delenv("COLLECTORS_CONTEXT", raising=False)
+    return folder / "collectors"
+
+
 @pytest.fixture
 def topic_factory(kafka: LocalKafka, unique: str) -> Callable[..., Awaitable[str]]:
     """Create a topic named after the test: ``await topic_factory("predictions", partitions=4)``."""

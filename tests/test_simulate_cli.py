@@ -19,7 +19,7 @@ def test_simulate_json_on_the_bundled_samples(tmp_path: Path) -> None:
     events = Path(str(SAMPLES.joinpath("predictions.jsonl")))
     result = CliRunner().invoke(main, ["simulate", "--config", str(config), "--events", str(events), "--json"])
     assert result.exit_code == 0, result.output
-    report = orjson.loads(result.output)
+    report = orjson.loads(result.stdout)
     by_id = {c["id"]: c for c in report["collectors"]}
 
     decoded = []

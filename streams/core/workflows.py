@@ -107,7 +107,7 @@ def _check_embeddings(nodes: Sequence[Node], collector_id: str, workflow_id: str
                 f"collector {collector_id!r}, workflow {workflow_id!r}, node {index} ({node.operator!r}): judges "
                 "the embedding of a `model` node, and no `model` node comes before it in this workflow"
             )
-        model_seen = model_seen or any(operator.calls_model for operator in found)
+        model_seen = model_seen or any(operator.calls_model and not operator.needs_embedding for operator in found)
 
 
 @dataclass(frozen=True, slots=True)

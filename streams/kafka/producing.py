@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -46,9 +45,15 @@ async def ensure_topic(bootstrap: str, topic: str, partitions: int, configs: dic
 
 
 async def publish_lines(
-    lines: Sequence[bytes], *, bootstrap: str, topic: str, partitions: int = 4, progress: bool = False
+    lines: Sequence[bytes],
+    *,
+    bootstrap: str,
+    topic: str,
+    partitions: int = 4,
+    progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Send each line as one record, unchanged; return how many the broker acknowledged."""
+    """Send each line as one record, unchanged; return how many the broker acknowledged. ``progress`` is
+    called with the number of records acknowledged as they are."""
     await ensure_topic(bootstrap, topic, partitions)
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap_address(bootstrap), acks="all", linger_ms=5, max_batch_size=1_048_576
@@ -59,16 +64,11 @@ async def publish_lines(
         await producer.stop()
         raise ConnectionError(f"cannot reach Kafka at {bootstrap_address(bootstrap)} ({exc})") from None
     try:
-        futures = []
-        step = max(1, len(lines) // 20)
-        for number, line in enumerate(lines, start=1):
-            futures.append(await producer.send(topic, line, key=event_key(line)))
-            if progress and number % step == 0:
-                print(f"\rpublishing {number}/{len(lines)}", end="", file=sys.stderr, flush=True)
+        futures = [await producer.send(topic, line, key=event_key(line)) for line in lines]
         for future in futures:
             await future
-        if progress:
-            print(file=sys.stderr)
+            if progress is not None:
+                progress(1)
     finally:
         await producer.stop()
     return len(futures)

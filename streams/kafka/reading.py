@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -44,6 +45,11 @@ async def consumer(broker: str) -> AsyncIterator[AIOKafkaConsumer]:
 
 async def partitions(broker: str, topic: str) -> list[TopicPartition]:
     """The topic's partitions; none when the topic does not exist (it is not created)."""
+    return (await partitions_of(broker, [topic])).get(topic, [])
+
+
+async def partitions_of(broker: str, topics: Sequence[str]) -> dict[str, list[TopicPartition]]:
+    """Each existing topic's partitions (a topic that does not exist is left out), with one admin request."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_address(broker))
     try:
         await admin.start()
@@ -51,12 +57,47 @@ async def partitions(broker: str, topic: str) -> list[TopicPartition]:
         await admin.close()
         raise unreachable_kafka(broker, exc) from None
     try:
-        if topic not in await admin.list_topics():
-            return []
-        (description,) = await admin.describe_topics([topic])
-        return sorted(TopicPartition(topic, p["partition"]) for p in description["partitions"])
+        existing = [topic for topic in topics if topic in await admin.list_topics()]
+        described = await admin.describe_topics(existing) if existing else []
+        return {
+            d["topic"]: sorted(TopicPartition(d["topic"], p["partition"]) for p in d["partitions"]) for d in described
+        }
     finally:
         await admin.close()
+
+
+@dataclass
+class Latest:
+    """The last record of each partition under its key (a partition without one is left out), and how many
+    records were read to find them."""
+
+    records: dict[TopicPartition, Any] = field(default_factory=dict)
+    read: int = 0
+
+
+async def read_latest(client: AIOKafkaConsumer, keys: Mapping[TopicPartition, Collection[bytes]]) -> Latest:
+    """The last record of each partition whose key is one of its ``keys``, read from the end backwards.
+
+    A partition whose last record has such a key costs one record, whatever the partition's length; otherwise
+    the window read before the end grows eightfold until the key is found or the partition's start reached.
+    """
+    tps = list(keys)
+    start = await client.beginning_offsets(tps)
+    upper = await client.end_offsets(tps)
+    latest = Latest()
+    todo = {tp for tp in tps if start[tp] < upper[tp]}
+    window = 1
+    while todo:
+        lower = {tp: max(start[tp], upper[tp] - window) for tp in todo}
+        async for record in read_range(client, lower, {tp: upper[tp] for tp in todo}):
+            latest.read += 1
+            tp = TopicPartition(record.topic, record.partition)
+            if record.key in keys[tp]:
+                latest.records[tp] = record  # in offset order: the last one read is the latest
+        todo = {tp for tp in todo if tp not in latest.records and lower[tp] > start[tp]}
+        upper.update({tp: lower[tp] for tp in todo})
+        window *= 8
+    return latest
 
 
 async def read_range(client: AIOKafkaConsumer, start: Offsets, end: Offsets) -> AsyncIterator[Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,14 +12,47 @@ from typing import Any
 import click
 import orjson
 
-from streams.core.config import ConfigError
-from streams.core.workflows import WorkflowError
+from streams.tools import contexts
 from streams.tools.exits import EXIT_UNREACHABLE, EXIT_USAGE
+from streams.tools.lazy import LazyGroup
+
+_MANAGE = "streams.tools.manage.commands"
+_OPERATIONS = "streams.tools.operations.commands"
+LAZY_COMMANDS = {
+    "kafka": "streams.tools.localkafka.commands:kafka",
+    "destination": "streams.services.destination.commands:destination",
+    "model": "streams.services.model.commands:model",
+    "tap": "streams.services.tap.commands:tap",
+    "control": f"{_MANAGE}:control",
+    "diff": f"{_MANAGE}:diff",
+    "config": "streams.tools.config_commands:config",
+    "validate": "streams.tools.validate:validate",
+    **{name: f"{_MANAGE}:{name}" for name in ("create", "apply", "get", "patch", "delete", "pause", "resume")},
+    "list": f"{_MANAGE}:list_command",
+    "stats": f"{_OPERATIONS}:stats_command",
+    "dlq": f"{_OPERATIONS}:dlq",
+    "backfill": f"{_OPERATIONS}:backfill_command",
+    "tail": f"{_OPERATIONS}:tail_command",
+}
+"""The commands of other packages (``module:attribute``), imported when one of them is run."""
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
-    """Collectors: turn live prediction traffic on Kafka into training data."""
+@click.group(cls=LazyGroup, lazy=LAZY_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="collectors", prog_name="collectors", message="%(prog)s %(version)s")
+@click.option(
+    "--context",
+    envvar="COLLECTORS_CONTEXT",
+    help="The context giving the defaults of this command [env COLLECTORS_CONTEXT]; see `collectors config`.",
+)
+def main(context: str | None) -> None:
+    """Collectors: turn live prediction traffic on Kafka into training data.
+
+    Shell completion: add this line to ~/.bashrc (zsh: zsh_source, in ~/.zshrc):
+
+    \b
+        eval "$(_COLLECTORS_COMPLETE=bash_source collectors)"
+    """
+    del context  # read by the commands, through streams.tools.contexts
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -47,14 +81,18 @@ def worker(**options: Any) -> None:
     """
     from pydantic import ValidationError
 
-    from streams.core.config import load_index
+    from streams.core.config import ConfigError, load_index
     from streams.core.logformat import LogFormat
+    from streams.core.workflows import WorkflowError
     from streams.worker.app import create_app
     from streams.worker.faust_tuning import Worker
     from streams.worker.settings import WorkerSettings
     from streams.worker.topics import TopicLayoutError, prepare_topics
 
     overrides = {k: v for k, v in options.items() if v is not None}
+    for field, variable in (("broker", "COLLECTORS_BROKER"), ("app_id", "COLLECTORS_APP_ID")):
+        if field not in overrides and variable not in os.environ and contexts.setting(field):
+            overrides[field] = contexts.setting(field)
     try:
         settings = WorkerSettings(**overrides)
     except ValidationError as exc:
@@ -86,15 +124,22 @@ def worker(**options: Any) -> None:
 
 @main.command()
 @click.option("--events", "events_file", required=True, type=click.File("rb"), help="JSON lines; - for stdin.")
-@click.option("--broker", default="kafka://127.0.0.1:9092", show_default=True, envvar="COLLECTORS_BROKER")
+@click.option(
+    "--broker",
+    default=contexts.default("broker", "kafka://127.0.0.1:9092"),
+    show_default="kafka://127.0.0.1:9092, or the context's",
+    envvar="COLLECTORS_BROKER",
+)
 @click.option("--topic", default="predictions", show_default=True, envvar="COLLECTORS_PREDICTIONS_TOPIC")
 def produce(events_file: Any, broker: str, topic: str) -> None:
     """Publish prediction events (one JSON per line, sent as they are) to the predictions topic."""
     from streams.kafka.producing import publish_lines
+    from streams.tools.progress import progress
 
     lines = [line.rstrip(b"\r\n") for line in events_file if line.strip()]
     try:
-        sent = asyncio.run(publish_lines(lines, bootstrap=broker, topic=topic, progress=True))
+        with progress(len(lines), f"publishing to {topic}") as advance:
+            sent = asyncio.run(publish_lines(lines, bootstrap=broker, topic=topic, progress=advance))
     except ConnectionError as exc:
         _fail(f"{exc}. Is Kafka running? Start it with `collectors kafka up`.", EXIT_UNREACHABLE)
     click.echo(f"published {sent} events to {topic}")
@@ -103,58 +148,77 @@ def produce(events_file: Any, broker: str, topic: str) -> None:
 @main.command()
 @click.option("--config", "config", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--events", "events_file", required=True, type=click.File("rb"), help="JSON lines; - for stdin.")
+@click.option("--offline", is_flag=True, help="Fetch nothing: image steps let inputs given by URL through, unjudged.")
+@click.option("--wide", is_flag=True, help="A column per workflow step (the default fits 100 columns).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
-@click.option("--offline", is_flag=True, help="Call no model: model nodes let inputs through unjudged.")
-def simulate(config: Path, events_file: Any, as_json: bool, offline: bool) -> None:
-    """Run the configured collectors over events (no Kafka, nothing posted) and report what each would post.
+def simulate(config: Path, events_file: Any, offline: bool, wide: bool, as_json: bool) -> None:
+    """Run the configured collectors over events and report what each would post: no Kafka, nothing posted.
 
-    Model nodes call their models (one input at a time) unless --offline: then they judge nothing and
-    the inputs pass them, counted as model_skipped in the funnel."""
-    from streams.core.simulate import model_steps, offline_index
+    The steps that load images (image_check, near_duplicate) fetch the images given by URL, as a worker
+    would; with --offline they fetch nothing and count those inputs as not judged. Inline (base64) images
+    are always judged. Model nodes call their models (one input at a time); with --offline they call none
+    and let inputs through unjudged (model_skipped in the funnel). Progress goes to stderr.
+    """
+    from streams.core.config import ConfigError
+    from streams.core.simulate import fetching_steps, model_steps, offline_index
     from streams.core.simulate import simulate as run
+    from streams.core.workflows import WorkflowError
     from streams.models.gateway import ModelGateway
+    from streams.tools.progress import progress
 
     try:
         index = offline_index(config)
     except (ConfigError, WorkflowError) as exc:
         _fail(str(exc), EXIT_USAGE)
+    for cid, labels in fetching_steps(index).items():
+        action = "skip images given by URL (--offline)" if offline else "fetch images given by URL (--offline: do not)"
+        click.echo(f"{cid}: {', '.join(labels)} {action}", err=True)
     for cid, labels in model_steps(index).items():
         action = "skipped (--offline): inputs pass unjudged" if offline else "call their models (--offline: do not)"
         click.echo(f"{cid}: {', '.join(labels)} {action}", err=True)
+    lines = events_file.read().splitlines()
+    calls_models = bool(model_steps(index)) and not offline
 
-    async def simulated() -> Any:
-        if offline or not model_steps(index):
-            return await run(index, events_file)
-        models = ModelGateway()
+    async def simulated(advance: Any) -> Any:
+        models = ModelGateway() if calls_models else None
         try:
-            return await run(index, events_file, models)
+            return await run(index, lines, offline=offline, progress=lambda _: advance(1), models=models)
         finally:
-            await models.close()
-            click.echo(f"models: {models.stats.calls} calls, {models.stats.inputs} inputs", err=True)
+            if models is not None:
+                await models.close()
+                click.echo(f"models: {models.stats.calls} calls, {models.stats.inputs} inputs", err=True)
 
-    report = asyncio.run(simulated())
+    with progress(len(lines), "simulating") as advance:
+        report = asyncio.run(simulated(advance))
     if as_json:
         click.echo(orjson.dumps(report.as_json()).decode())
         return
     from streams.tools.display import funnel_table
 
     snapshot = report.ledger.snapshot()
-    click.echo(funnel_table(snapshot["collectors"], delivered_label="would post"))
+    click.echo(funnel_table(snapshot["collectors"], delivered_label="would post", wide=wide))
     events = snapshot["events"]
     click.echo(f"events: {events.get('events', 0)}, invalid: {events.get('dead_lettered', 0)}")
     for line, reason in report.invalid:
         click.echo(f"  line {line}: {reason}")
+    for (cid, label), count in sorted(report.fetched.items()):
+        click.echo(f"{cid}: {label} fetched {count} image URLs")
+    for (cid, label), count in sorted(report.not_judged.items()):
+        click.echo(f"{cid}: {label} did not judge {count} inputs given by URL (offline); they count as passing")
 
 
 @main.command("schema")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Write the files into this folder.")
 def schema_command(out: Path | None) -> None:
-    """Print (or write) the published JSON Schemas: prediction events and collector configuration."""
+    """Print (or write) the published JSON Schemas: prediction events and collector configuration.
+
+    Printed, they form one JSON object keyed by file name.
+    """
     from schemas.export import SCHEMA_FILES, json_schema
 
     documents = {name: json_schema(model) for name, model in SCHEMA_FILES.items()}
     if out is None:
-        click.echo(json.dumps(documents["prediction-event.schema.json"], indent=2))
+        click.echo(json.dumps(documents, indent=2))
         return
     out.mkdir(parents=True, exist_ok=True)
     for name, document in documents.items():
@@ -165,36 +229,23 @@ def schema_command(out: Path | None) -> None:
 @main.command()
 @click.option("--kafka-port", default=9092, show_default=True, envvar="COLLECTORS_KAFKA_PORT")
 @click.option("--workdir", default=".collectors/demo", show_default=True, type=click.Path(path_type=Path))
-def demo(kafka_port: int, workdir: Path) -> None:
-    """Run everything locally: Kafka, the reference destination, a worker, the bundled sample predictions."""
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Run these collectors instead of the shipped ones (e.g. examples/active-learning/collectors.yaml).",
+)
+def demo(kafka_port: int, workdir: Path, config: Path | None) -> None:
+    """Run everything locally: Kafka, the reference destination, a worker, the shipped sample predictions.
+
+    The destination gets an app and a key for each collector's destination (the key in its key_env), and
+    COLLECTORS_DESTINATION_URL points at it. Nothing is fetched beyond loopback: the sample images are inline.
+    """
+    from streams.core.config import ConfigError
     from streams.tools.demo import run_demo
 
-    posted = run_demo(kafka_port=kafka_port, workdir=workdir)
+    try:
+        posted = run_demo(kafka_port=kafka_port, workdir=workdir, config=config)
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_USAGE)
     if posted <= 0:
         _fail("the destination received no inputs; see the logs under " + str(workdir))
-
-
-def _register_groups() -> None:
-    from streams.services.destination.commands import destination
-    from streams.services.model.commands import model
-    from streams.services.tap.commands import tap
-    from streams.tools.localkafka.commands import kafka
-    from streams.tools.manage.commands import MANAGEMENT_COMMANDS, control
-
-    main.add_command(kafka)
-    main.add_command(destination)
-    main.add_command(control)
-    main.add_command(model)
-    main.add_command(tap)
-    for command in MANAGEMENT_COMMANDS:
-        main.add_command(command)
-
-    from streams.tools.operations.commands import backfill_command, dlq, stats_command, tail_command
-
-    main.add_command(stats_command)
-    main.add_command(dlq)
-    main.add_command(backfill_command)
-    main.add_command(tail_command)
-
-
-_register_groups()

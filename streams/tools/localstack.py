@@ -32,6 +32,15 @@ def free_port() -> int:
         return port
 
 
+def free_port_pair() -> int:
+    """A free port whose next one is free too (a local Kafka broker's controller listens on port + 1)."""
+    while True:
+        port = free_port()
+        with socket.socket() as probe:
+            if port < 65535 and probe.connect_ex(("127.0.0.1", port + 1)) != 0:
+                return port
+
+
 def get_json(url: str, timeout: float = 2.0) -> Any:
     """GET a JSON document (raises ``OSError`` when the service does not answer)."""
     with urllib.request.urlopen(url, timeout=timeout) as response:

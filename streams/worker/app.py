@@ -46,6 +46,7 @@ def create_app(settings: WorkerSettings, static: Sequence[CompiledCollector] = (
         web_in_thread=False,
         Monitor=QuietMonitor,
         stream_buffer_maxsize=settings.stream_buffer_maxsize,
+        stream_processing_timeout=settings.stream_processing_timeout_s,
         **group_settings(
             worker_id=settings.worker_id,
             session_timeout_s=settings.session_timeout_s,

@@ -11,6 +11,7 @@ import functools
 import gc
 import logging
 from collections.abc import Callable, Iterable
+from time import monotonic
 from typing import Any, cast
 
 import faust
@@ -79,13 +80,19 @@ class RawSchema(faust.Schema[bytes, bytes]):
 
 
 class QuietMonitor(Monitor):
-    """Faust's monitor without its per-record bookkeeping; rebalance, commit and lag tracking stay."""
+    """Faust's monitor without its per-record bookkeeping; rebalance, commit and lag tracking stay.
+
+    Faust's slow-stream check reads ``stream_inbound_time`` (when a partition's last event was taken), which
+    ``on_stream_event_in`` sets per event; the agents read their channels in batches instead of through the
+    stream, so :class:`EventReader` sets it once per batch. Without it, a healthy worker logged "Stream has
+    not started processing" whenever a check found a partition with records not yet fetched.
+    """
 
     def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
         """Skip per-message counters."""
 
     def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> dict[str, Any] | None:
-        """Skip per-event timing."""
+        """Skip per-event timing (the inbound time is set per batch by :class:`EventReader`)."""
         return None
 
     def on_stream_event_out(self, tp: Any, offset: int, stream: Any, event: Any, state: Any = None) -> None:
@@ -122,6 +129,37 @@ def tune_gc(young_threshold: int) -> None:
         gc.set_threshold(young_threshold, middle, old)
 
 
+STARTUP_GRACE_S = 60.0
+"""How long after a worker starts aiokafka's reports of a group coordinator not found yet are not logged."""
+
+
+class StartupNoise(logging.Filter):
+    """Drops aiokafka's reports that the group coordinator is not available yet, for the worker's first
+    :data:`STARTUP_GRACE_S` seconds.
+
+    A broker creates its offsets topic on the first group request it gets and loads a group's coordinator on
+    its first request after a start: aiokafka then logs "Group Coordinator Request failed:
+    GroupCoordinatorNotAvailableError" (or CoordinatorLoadInProgress) and "Marking the coordinator dead",
+    and retries until it joins, a second or two later. Past the grace period the same reports mean the
+    coordinator was lost, and are logged.
+    """
+
+    TRANSIENT = ("GroupCoordinatorNotAvailable", "CoordinatorLoadInProgress", "NotCoordinator")
+
+    def __init__(self, grace_s: float = STARTUP_GRACE_S) -> None:
+        super().__init__()
+        self.until = monotonic() + grace_s
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if monotonic() >= self.until:
+            return True
+        message = record.getMessage()
+        if message.startswith("Marking the coordinator dead"):
+            return False
+        failed_lookup = message.startswith("Group Coordinator Request failed")
+        return not (failed_lookup and any(error in message for error in self.TRANSIENT))
+
+
 class Worker(faust.Worker):
     """A worker without the terminal spinner: with it, Faust sets the root logger to DEBUG so every debug
     call in Faust and aiokafka builds a log record (and writes escape codes into log files)."""
@@ -129,6 +167,7 @@ class Worker(faust.Worker):
     def __init__(self, *args: Any, log_format: LogFormat = "text", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.spinner = None
+        logging.getLogger("aiokafka.consumer.group_coordinator").addFilter(StartupNoise())
         self.log_format = log_format
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
@@ -228,7 +267,16 @@ class EventReader:
         if not self.flowing():
             return []  # a rebalance began: these are fetched again after it
         generation = self.generation
-        return [event for event in batch if event.message.generation_id == generation]
+        taken = [event for event in batch if event.message.generation_id == generation]
+        self._taken_now(taken)
+        return taken
+
+    def _taken_now(self, events: list[Any]) -> None:
+        """Tell Faust's slow-stream check that these events' partitions were just processed."""
+        inbound = self.app.monitor.stream_inbound_time
+        now = monotonic()
+        for event in events:
+            inbound[event.message.tp] = now
 
     async def _next(self, wait_s: float | None, wake: asyncio.Event | None) -> Any | None:
         """The channel's next event; None when ``wait_s`` passed or ``wake`` was set first."""

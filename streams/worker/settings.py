@@ -63,6 +63,12 @@ class WorkerSettings(BaseSettings):
         description="Objects allocated (net) between young-generation garbage collections; Python's default is"
         " 700, 0 keeps it. Once the worker is ready, what it loaded is also frozen out of full collections.",
     )
+    stream_processing_timeout_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="Faust logs a partition as stuck when it has records not yet fetched and none of its events"
+        " was taken for this long.",
+    )
     log_level: str = Field(
         default="info", description="info: what a person needs (start, partitions, collector changes, failures)."
     )
@@ -91,7 +97,11 @@ class WorkerSettings(BaseSettings):
         " membership for a restart (its partitions then wait for it up to the session timeout).",
     )
     loop_stall_warn_s: float = Field(
-        default=0.1, ge=0, description="Log an event-loop stall longer than this, with its stack; 0: do not watch."
+        default=1.0,
+        ge=0,
+        description="Log an event-loop stall longer than this, with its stack; 0: do not watch. A busy healthy"
+        " worker stalls 100-250 ms (a batch selected in one go, the CPU shared): 1 s, a sixth of the session"
+        " timeout, is worth a warning.",
     )
 
     @model_validator(mode="after")

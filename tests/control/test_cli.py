@@ -142,7 +142,7 @@ async def test_create_list_get_pause_resume_delete(cli: Cli, destination: str, k
     missing = await cli("get", "nope", *app)
     assert missing.exit_code == 3
     assert "not found" in missing.output.lower()
-    deleted = await cli.json("delete", "--all", *app)
+    deleted = await cli.json("delete", "--all", "--yes", *app)
     assert deleted == {"deleted": ["dogs"]}
     assert (await cli.json("delete", "half", "--workflows", *app)) == {"deleted": ["half"]}
     assert (await cli("list", *app)).output.strip() == "no collectors"
@@ -156,7 +156,13 @@ async def test_patch_from_a_file(cli: Cli, destination: str, keys: Keys, tmp_pat
     assert (await cli("create", "-f", str(path), env=env)).exit_code == 0
     write_config(path, document(destination, keys, description="patched"))
     patched = await cli.json("patch", "-f", str(path), env=env)
-    assert {r["outcome"] for r in patched["results"]} == {"overwritten"}
+    outcomes = {(r["kind"], r["app_id"], r["id"]): r["outcome"] for r in patched["results"]}
+    assert outcomes == {
+        ("workflow", "photos", "half"): "unchanged",
+        ("workflow", "videos", "half"): "unchanged",
+        ("collector", "photos", "dogs"): "overwritten",
+        ("collector", "videos", "clips"): "unchanged",
+    }
     shown = await cli.json("get", "dogs", "--user", "alice", "--app", "photos")
     assert shown["collector"]["description"] == "patched"
 
@@ -167,7 +173,7 @@ async def test_usage_errors_refusals_and_outages(cli: Cli, keys: Keys) -> None:
     assert "COLLECTORS_API_KEY" in no_key.output
     no_app = await cli("list")
     assert no_app.exit_code == 2
-    assert "--user" in no_app.output
+    assert "--app" in no_app.output and "alice" in no_app.output
     neither = await cli("delete", "--user", "alice", "--app", "photos")
     assert neither.exit_code == 2
     refused = await cli("list", "--user", "bob", "--app", "other")

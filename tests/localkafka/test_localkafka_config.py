@@ -19,12 +19,13 @@ from streams.tools.localkafka.commands import kafka
 def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("COLLECTORS_KAFKA_DIST", raising=False)
     monkeypatch.setenv("COLLECTORS_KAFKA_HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     broker = LocalKafka()
     assert (broker.version, broker.host, broker.port, broker.controller_port, broker.heap) == (
         "3.9.1", "127.0.0.1", 9092, 9093, "512m",
     )  # fmt: skip
     assert broker.home == tmp_path
-    assert broker.libs_dir == tmp_path / "dist" / "3.9.1" / "libs"
+    assert broker.libs_dir == tmp_path / "cache" / "collectors" / "kafka" / "dist" / "3.9.1" / "libs"
     assert broker.run_dir == tmp_path / "run" / "9092"
     assert broker.bootstrap_servers == "127.0.0.1:9092"
 

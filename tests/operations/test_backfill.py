@@ -67,6 +67,7 @@ async def test_backfill_from_a_time_posts_exactly_the_later_events_once(
     table = await invoke(backfill_command, [*args, "--from", since], env)
     assert table.exit_code == 0, table.output
     assert QUARTER in table.stdout and "ledger balances: yes" in table.stdout
+    assert f"backfilling {QUARTER}: {len(after)}/{len(after)} (100%)" in table.stderr  # lines, not on a terminal
 
 
 async def test_backfill_usage_errors(kafka: LocalKafka, topic_factory, unique) -> None:

@@ -65,6 +65,8 @@ async def test_list_then_replay_after_the_key_is_fixed(
     first = await invoke(dlq, [*replay, "--collector", "quarter"], fixed)
     assert first.exit_code == 0, first.output
     assert f"{QUARTER}: posted {len(expected[QUARTER])}, duplicates 0, failed 0" in first.stdout
+    count = len(expected[QUARTER])
+    assert f"replaying: {count}/{count} (100%)" in first.stderr  # progress lines, not on a terminal
     assert set(destination.input_ids("ann", "pets")) == expected[QUARTER]
 
     everything = await invoke(dlq, replay, fixed)

@@ -106,6 +106,7 @@ class Operator:
     refund: Callable[[Any, Candidate], None] | None = None
     """Gives back what the decision took, when the destination says the input was a duplicate."""
     calls_model: bool = False
-    """Calls a model (the ``model`` node): built with its step's label, run after the queue, skipped offline."""
+    """Calls a model (``model``; ``similar_to`` to embed its reference inputs): built with its step's label, run
+    after the queue; offline it calls nothing."""
     needs_embedding: bool = False
     """Judges the embedding of a ``model`` node, which must come before it."""

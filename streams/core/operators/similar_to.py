@@ -105,5 +105,6 @@ OPERATOR = Operator(
     params=SimilarToParams,
     build=build,
     is_async=True,
+    calls_model=True,
     needs_embedding=True,
 )

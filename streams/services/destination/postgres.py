@@ -11,6 +11,7 @@ import psycopg
 
 from streams.core.clock import utc_now
 from streams.services.destination.store import (
+    INPUTS_ORDER_INDEX,
     USERS_AND_APPS_SCHEMA,
     BaseStore,
     InsertOutcome,
@@ -71,6 +72,7 @@ class PostgresStore(BaseStore):
     """The PostgreSQL backend: the tables in the database a postgresql:// URL names (created if missing)."""
 
     def __init__(self, url: str) -> None:
+        super().__init__()
         try:
             self._db = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
         except psycopg.Error as exc:
@@ -79,7 +81,7 @@ class PostgresStore(BaseStore):
                 f"cannot connect to PostgreSQL at {redact_url(url)}: {reason}; check the URL (host, port, user,"
                 " password, database) and that PostgreSQL runs and accepts connections from here"
             ) from exc
-        self._create_tables(_SCHEMA)
+        self._create_tables(_SCHEMA + ";" + INPUTS_ORDER_INDEX.format(order=", rowid"))
 
     def close(self) -> None:
         """Close the database connection."""

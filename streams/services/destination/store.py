@@ -33,6 +33,11 @@ WAL_CHECKPOINT_PAGES = 16_384
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _KEY_RE = re.compile(r"^[\x21-\x7e]+$")
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+PAGE_ENDS_KEPT = 4096
+"""Ends of input pages a store remembers (the oldest forgotten first): a listing walks pages in order."""
+INPUTS_ORDER_INDEX = "CREATE INDEX IF NOT EXISTS inputs_in_order ON inputs (user_id, app_id{order})"
+"""The index listings read by key: an app's inputs in insertion order (``order``: the backend's rowid column,
+empty for SQLite, whose indexes end with the rowid)."""
 
 USERS_AND_APPS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -206,6 +211,12 @@ class BaseStore(ABC):
     A backend runs them (`_rows`, `_changed`), opens transactions and stores a batch of inputs its fastest way.
     Its tables have a `rowid` in insertion order (SQLite's implicit one), which listings are sorted by.
     """
+
+    ORDERED_COMMITS = False
+    """Whether inputs are committed in insertion order (a row never appears before one already listed)."""
+
+    def __init__(self) -> None:
+        self._page_ends: dict[tuple[str, str, int, int], int] = {}  # (user, app, page, per_page): last rowid
 
     @abstractmethod
     def close(self) -> None:
@@ -388,13 +399,47 @@ class BaseStore(ABC):
     # inputs
 
     def list_inputs(self, user_id: str, app_id: str, page: int = 1, per_page: int = 128) -> list[StoredInput]:
-        """One page (from 1) of the app's inputs, in insertion order."""
+        """One page (from 1) of the app's inputs, in insertion order, read by key: the rows after the previous
+        page's last, through the index on (user, app, insertion order).
+
+        Inputs are only ever added. Where each is also committed after all others (:attr:`ORDERED_COMMITS`),
+        a page's last row stays its last: the ends of the pages served are remembered, and the next page starts
+        after its predecessor's end without reading the rows before. Otherwise, or for a page whose predecessor
+        was not served here, that end is found in the index alone (no input's data is read to skip it).
+        """
+        after = 0 if page == 1 else self._page_end(user_id, app_id, page - 1, per_page)
+        if after is None:
+            return []
         rows = self._rows(
-            "SELECT input_id, data, created_at FROM inputs WHERE user_id = ? AND app_id = ?"
-            " ORDER BY rowid LIMIT ? OFFSET ?",
-            (user_id, app_id, per_page, (page - 1) * per_page),
+            "SELECT rowid, input_id, data, created_at FROM inputs WHERE user_id = ? AND app_id = ? AND rowid > ?"
+            " ORDER BY rowid LIMIT ?",
+            (user_id, app_id, after, per_page),
         )
-        return [StoredInput(input_id, orjson.loads(data), created_at) for input_id, data, created_at in rows]
+        if len(rows) == per_page and self.ORDERED_COMMITS:
+            self._remember_page_end((user_id, app_id, page, per_page), rows[-1][0])
+        return [StoredInput(input_id, orjson.loads(data), created_at) for _, input_id, data, created_at in rows]
+
+    def _page_end(self, user_id: str, app_id: str, page: int, per_page: int) -> int | None:
+        """The insertion order (rowid) of the last input of a full page; None when the app has fewer inputs."""
+        key = (user_id, app_id, page, per_page)
+        end = self._page_ends.get(key)
+        if end is None:
+            row = self._row(
+                "SELECT rowid FROM inputs WHERE user_id = ? AND app_id = ? ORDER BY rowid LIMIT 1 OFFSET ?",
+                (user_id, app_id, page * per_page - 1),
+            )
+            if row is None:
+                return None
+            end = int(row[0])
+            if self.ORDERED_COMMITS:
+                self._remember_page_end(key, end)
+        return end
+
+    def _remember_page_end(self, key: tuple[str, str, int, int], end: int) -> None:
+        ends = self._page_ends
+        if len(ends) >= PAGE_ENDS_KEPT:
+            del ends[next(iter(ends))]  # the oldest remembered
+        ends[key] = end
 
     def get_input(self, user_id: str, app_id: str, input_id: str) -> StoredInput | None:
         """One stored input, or None."""
@@ -415,7 +460,10 @@ class BaseStore(ABC):
 class Store(BaseStore):
     """The SQLite backend: one database file (or ":memory:"), safe to share with the CLI."""
 
+    ORDERED_COMMITS = True  # one writer at a time: a row's rowid is taken under the write lock it commits with
+
     def __init__(self, path: str | Path = ":memory:") -> None:
+        super().__init__()
         target = str(path)
         if target != ":memory:":
             Path(target).parent.mkdir(parents=True, exist_ok=True)
@@ -434,7 +482,7 @@ class Store(BaseStore):
             # 31,328-33,436 to 37,490-41,338 inputs/s. The log is synced only at checkpoints, so a crash of
             # the machine can lose up to 64 MB of the latest inputs (docs/PERFORMANCE.md).
             self._db.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
-        self._create_tables(_SCHEMA)
+        self._create_tables(_SCHEMA + ";" + INPUTS_ORDER_INDEX.format(order=""))
 
     def close(self) -> None:
         """Close the database connection."""

@@ -320,6 +320,19 @@ def _known(answer: KeyRecord | KeyRefused, clear_key: str, auth_url: str) -> Key
     )
 
 
+async def myscopes(request: web.Request) -> web.Response:
+    """MyScopes: which user, app (id "" for a key of all the user's apps) and scopes the caller's key has."""
+    clear_key = header_key(request.headers.get("Authorization", ""))
+    if clear_key is None:
+        raise Refusal(401, ControlCode.CONN_KEY_INVALID, "API key not found", "send 'Authorization: Key <key>'")
+    auth_url = request.app[AUTH_URL]
+    try:
+        record = _known(await request.app[KEYS].scopes(auth_url, clear_key), clear_key, auth_url)
+    except Unreachable as exc:
+        raise Refusal(502, ControlCode.UPSTREAM_UNREACHABLE, "Auth service unreachable", str(exc)) from None
+    return _ok(scopes=sorted(record.scopes), app={"id": record.app_id or "", "user_id": record.user_id})
+
+
 async def _body(request: web.Request, *, keep_app: bool = False) -> dict[str, Any]:
     """The JSON object of the body (an empty body: ``{}``); ``user_app_id`` left out unless ``keep_app``."""
     raw = await request.read()
@@ -838,6 +851,7 @@ def create_app(
         app.router.add_patch(base, patch, name=f"patch_{plural}")
         app.router.add_delete(base, _delete_handler(plural), name=f"delete_{plural}")
         app.router.add_get(base + "/{item_id}", _get_handler(plural), name=f"get_{plural[:-1]}")
+    app.router.add_get("/v2/myscopes", myscopes, name="get_myscopes")
     # Clarifai's bindings without the app in the path: the app is user_app_id's, or the key's own.
     app.router.add_post("/v2/collectors", post_collectors)
     app.router.add_get("/v2/collectors", _list_handler("collectors"))

@@ -243,6 +243,14 @@ def openapi_document(codes: Mapping[str, int]) -> dict[str, Any]:
             **_resource_paths("collectors", "CollectorView", "Collector"),
             **_resource_paths("collectors", "CollectorView", "Collector", in_app=False),
             **_resource_paths("workflows", "WorkflowView", "Workflow"),
+            "/v2/myscopes": {
+                "get": {
+                    "operationId": "MyScopes",
+                    "summary": "The caller's key: its user, its app (id empty for a key of all the user's apps), "
+                    "its scopes.",
+                    "responses": {"200": {"description": "The key's user, app and scopes."}},
+                }
+            },
             "/healthz": {
                 "get": {"operationId": "Healthz", "security": [], "responses": {"200": {"description": "Serving."}}}
             },

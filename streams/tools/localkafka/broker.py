@@ -40,6 +40,15 @@ def default_home() -> Path:
     return Path(os.environ.get(HOME_ENV) or DEFAULT_HOME).expanduser()
 
 
+def default_dist() -> Path:
+    """``$COLLECTORS_KAFKA_DIST``, else the user's cache (``$XDG_CACHE_HOME`` or ``~/.cache``) under
+    ``collectors/kafka/dist``: one download per user, whatever the broker's home."""
+    env_dist = os.environ.get(DIST_ENV)
+    if env_dist:
+        return Path(env_dist).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "collectors" / "kafka" / "dist"
+
+
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -103,7 +112,7 @@ class LocalKafka:
     """One single-node KRaft broker: jars cached in ``dist``, config, data, log and pid in ``run_dir``.
 
     ``controller_port`` defaults to ``port + 1`` (9093 for the default port 9092); ``dist`` defaults to
-    ``$COLLECTORS_KAFKA_DIST`` or ``<home>/dist``, so many homes (e.g. test runs) can share one download.
+    :func:`default_dist`, so every home (each test run, each ``--home``) shares one download.
     """
 
     version: str = "3.9.1"
@@ -119,10 +128,7 @@ class LocalKafka:
         self.home = Path(self.home).expanduser()
         if self.controller_port is None:
             self.controller_port = self.port + 1
-        if self.dist is None:
-            env_dist = os.environ.get(DIST_ENV)
-            self.dist = Path(env_dist) if env_dist else self.home / "dist"
-        self.dist = Path(self.dist).expanduser()
+        self.dist = default_dist() if self.dist is None else Path(self.dist).expanduser()
         if self.controller_port == self.port:
             raise LocalKafkaError(f"port and controller port are both {self.port}; pick two ports")
 

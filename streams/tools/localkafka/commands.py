@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
 
-from .broker import HOME_ENV, LocalKafka
+from .broker import DIST_ENV, HOME_ENV, LocalKafka
 from .fetch import LocalKafkaError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -25,7 +26,8 @@ def _broker_options(command: F) -> F:
         "--home",
         type=click.Path(file_okay=False, path_type=Path),
         default=None,
-        help=f"Broker home (config, data, log, pid, jar cache). [default: ${HOME_ENV} or ~/.cache/collectors/kafka]",
+        help=f"Broker home (config, data, log, pid). [default: ${HOME_ENV} or ~/.cache/collectors/kafka]; the jars "
+        f"are cached once per user in ${DIST_ENV} or ~/.cache/collectors/kafka/dist",
     )(command)
     return click.option(
         "--port",
@@ -92,9 +94,14 @@ def status(port: int, home: Path | None, as_json: bool) -> None:
         click.echo(f"running  pid {current.pid}  {current.bootstrap_servers}  ({answering})")
         click.echo(f"log: {current.log_file}")
     else:
-        click.echo(f"stopped  {current.bootstrap_servers}  (start it with `collectors kafka up --port {port}`)")
+        click.echo(f"stopped  {current.bootstrap_servers}  (start it with `{_up_command(port, home)}`)")
     if not current.running:
         raise SystemExit(1)
+
+
+def _up_command(port: int, home: Path | None) -> str:
+    """The `kafka up` command line that starts this very broker."""
+    return f"collectors kafka up --port {port}" + (f" --home {shlex.quote(str(home))}" if home is not None else "")
 
 
 @kafka.command()

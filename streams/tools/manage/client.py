@@ -55,6 +55,11 @@ class ControlClient:
             reason = getattr(exc, "reason", exc)
             raise ServiceUnreachable(f"the management API at {self.api_url} did not answer ({reason})") from None
 
+    def myscopes(self) -> tuple[str, str | None]:
+        """MyScopes: the user and the app (None for a key of all the user's apps) the key names."""
+        app = self.call("GET", "/v2/myscopes")["app"]
+        return str(app["user_id"]), str(app["id"]) or None
+
     def create(self, plural: str, user_id: str, app_id: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """PostCollectors / PostWorkflows, in batches of at most 128."""
         return self._batched("POST", plural, user_id, app_id, items, {})

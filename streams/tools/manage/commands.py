@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shlex
 import signal
-from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,14 +21,14 @@ import click
 import orjson
 from aiokafka.errors import KafkaError
 
-from schemas.collectors import Collector, CollectorsDocument
 from schemas.management import CONTROL_TOPIC
-from streams.core.config import ConfigError, read_document, resolve_key
-from streams.tools.exits import EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE
+from streams.tools import contexts
+from streams.tools.exits import EXIT_FAILURE, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE
+from streams.tools.manage import changes
 from streams.tools.manage.client import ApiError, ControlClient, ServiceUnreachable
+from streams.tools.manage.documents import DocumentError, by_app
 
 DEFAULT_API = "http://127.0.0.1:8090"
-VIEW_ONLY_FIELDS = ("created_at", "modified_at", "last_error")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,19 +51,25 @@ class Caller:
     as_json: bool
 
     def app(self) -> tuple[str, str]:
-        """The --user/--app pair, required by commands that act on one app."""
-        if self.user_id is None or self.app_id is None:
+        """The app acted on: --user/--app, else the context's, else the one the key names (MyScopes)."""
+        if self.user_id is not None and self.app_id is not None:
+            return self.user_id, self.app_id
+        with _api_errors():
+            key_user, key_app = self.client.myscopes()
+        if key_app is None and self.app_id is None:
             raise CommandFailed(
-                "name the app: pass --user and --app (or set COLLECTORS_USER and COLLECTORS_APP)", EXIT_USAGE
+                f"your key covers every app of user {key_user}: name one with --app "
+                "(or COLLECTORS_APP, or a context's --app)",
+                EXIT_USAGE,
             )
-        return self.user_id, self.app_id
+        return self.user_id or key_user, self.app_id or str(key_app)
 
 
 def api_options(func: F) -> F:
-    """Options shared by the management commands."""
+    """Options shared by the management commands; what is not given comes from the context in use."""
     options = [
         click.option(
-            "--api", default=DEFAULT_API, show_default=True, envvar="COLLECTORS_API", help="Management API URL."
+            "--api", envvar="COLLECTORS_API", help=f"Management API URL [env COLLECTORS_API; default: {DEFAULT_API}]."
         ),
         click.option("--key", envvar="COLLECTORS_API_KEY", help="Your API key [env COLLECTORS_API_KEY]."),
         click.option("--user", "user_id", envvar="COLLECTORS_USER", help="User owning the app [env COLLECTORS_USER]."),
@@ -75,19 +81,37 @@ def api_options(func: F) -> F:
     return func
 
 
-def _caller(api: str, key: str | None, user_id: str | None, app_id: str | None, as_json: bool) -> Caller:
+def _caller(api: str | None, key: str | None, user_id: str | None, app_id: str | None, as_json: bool) -> Caller:
+    """Flags and COLLECTORS_* variables first, then the context in use, then the defaults."""
+    key = key or contexts.key()
     if not key:
-        raise CommandFailed("no API key: pass --key or set COLLECTORS_API_KEY (a key of the app's owner)", EXIT_USAGE)
-    return Caller(ControlClient(api, key), user_id, app_id, as_json)
+        raise CommandFailed(
+            "no API key: pass --key, set COLLECTORS_API_KEY, or use a context with a key "
+            "(`collectors config set-context NAME --key-env VAR`)",
+            EXIT_USAGE,
+        )
+    return Caller(
+        ControlClient(api or contexts.setting("api") or DEFAULT_API, key),
+        user_id or contexts.setting("user"),
+        app_id or contexts.setting("app"),
+        as_json,
+    )
 
 
 @contextmanager
-def _api_errors() -> Iterator[None]:
-    """API refusals and outages as CLI failures with their exit codes."""
+def _api_errors(document: Path | None = None) -> Iterator[None]:
+    """API refusals and outages as CLI failures with their exit codes; a create refused because items
+    exist points at `collectors apply` for ``document``."""
     try:
         yield
     except ApiError as exc:
-        raise CommandFailed(str(exc), EXIT_REFUSED if exc.http_status < 500 else EXIT_UNREACHABLE) from None
+        message = str(exc)
+        if document is not None and exc.http_status == 409:
+            message = (
+                f"{exc.description} (HTTP 409, code {exc.code}): {exc.details.split(';')[0]}; "
+                f"to create or overwrite them, run `collectors apply -f {shlex.quote(str(document))}`"
+            )
+        raise CommandFailed(message, EXIT_REFUSED if exc.http_status < 500 else EXIT_UNREACHABLE) from None
     except ServiceUnreachable as exc:
         raise CommandFailed(
             f"{exc}; start it with `collectors control serve` or point --api (COLLECTORS_API) at it", EXIT_UNREACHABLE
@@ -168,53 +192,7 @@ def _show(plural: str, items: Sequence[dict[str, Any]], as_json: bool) -> None:
         click.echo(f"no {plural}")
 
 
-# --- documents: create, apply, patch -----------------------------------------------------------------------
-
-
-@dataclass
-class AppItems:
-    """What a document holds for one app."""
-
-    workflows: list[dict[str, Any]] = field(default_factory=list)
-    collectors: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _collector_body(collector: Collector) -> dict[str, Any]:
-    """A collector as the API takes it: its key resolved (a `key_env` is read from this environment)."""
-    try:
-        key = resolve_key(collector)
-    except ConfigError as exc:
-        raise CommandFailed(f"{exc}: set it, or give destination.key in the file", EXIT_USAGE) from None
-    body = collector.model_dump(mode="json", exclude={"destination": {"key_env"}})
-    body["destination"]["key"] = key
-    return body
-
-
-def _by_app(path: Path, user_id: str | None, app_id: str | None) -> dict[tuple[str, str], AppItems]:
-    """The document's items by target app: a collector's is its destination's; a workflow goes to --user/--app
-    when given, else to the apps of the collectors that use it."""
-    try:
-        document: CollectorsDocument = read_document(path)
-    except ConfigError as exc:
-        raise CommandFailed(str(exc), EXIT_USAGE) from None
-    apps: defaultdict[tuple[str, str], AppItems] = defaultdict(AppItems)
-    users_of: defaultdict[str, set[tuple[str, str]]] = defaultdict(set)
-    for collector in document.collectors:
-        target = (collector.destination.user_id, collector.destination.app_id)
-        apps[target].collectors.append(_collector_body(collector))
-        for workflow_id in (collector.pre_queue_workflow_id, collector.post_queue_workflow_id):
-            if workflow_id is not None:
-                users_of[workflow_id].add(target)
-    for workflow in document.workflows:
-        targets = {(user_id, app_id)} if user_id and app_id else users_of.get(workflow.id)
-        if not targets:
-            raise CommandFailed(
-                f"workflow {workflow.id!r} is used by no collector of {path}: pass --user and --app to say its app",
-                EXIT_USAGE,
-            )
-        for target in sorted(targets):
-            apps[target].workflows.append(workflow.model_dump(mode="json"))
-    return dict(apps)
+# --- documents: create, apply, patch, diff ----------------------------------------------------------------
 
 
 def _report(caller: Caller, outcomes: list[dict[str, str]]) -> None:
@@ -229,39 +207,67 @@ def _outcome(kind: str, target: tuple[str, str], item_id: str, outcome: str) -> 
     return {"kind": kind, "user_id": target[0], "app_id": target[1], "id": item_id, "outcome": outcome}
 
 
-def _apply_items(
-    caller: Caller, plural: str, target: tuple[str, str], items: list[dict[str, Any]]
+def _send_items(
+    caller: Caller, mode: str, plural: str, target: tuple[str, str], items: list[dict[str, Any]]
 ) -> list[dict[str, str]]:
-    """Create what is missing, overwrite what exists; an overwrite that changes nothing is reported unchanged."""
-    known = {item["id"]: item["modified_at"] for item in caller.client.list_all(plural, *target)}
-    created = caller.client.create(plural, *target, [i for i in items if i["id"] not in known])
-    overwritten = caller.client.overwrite(plural, *target, [i for i in items if i["id"] in known])
+    """Create what is missing (apply, create) and overwrite what exists (apply, overwrite); an overwrite
+    that changes nothing is reported unchanged."""
+    known = {} if mode == "create" else {i["id"]: i["modified_at"] for i in caller.client.list_all(plural, *target)}
+    fresh = {i["id"] for i in items if mode == "create" or (mode == "apply" and i["id"] not in known)}
+    created = caller.client.create(plural, *target, [i for i in items if i["id"] in fresh])
+    overwritten = caller.client.overwrite(plural, *target, [i for i in items if i["id"] not in fresh])
     return [_outcome(plural[:-1], target, item["id"], "created") for item in created] + [
         _outcome(
-            plural[:-1], target, item["id"], "unchanged" if item["modified_at"] == known[item["id"]] else "overwritten"
+            plural[:-1],
+            target,
+            item["id"],
+            "unchanged" if item["modified_at"] == known.get(item["id"]) else "overwritten",
         )
         for item in overwritten
     ]
 
 
-def _run_document(caller: Caller, path: Path, mode: str) -> None:
-    """Send a document's workflows (first), then its collectors, app by app."""
-    apps = _by_app(path, caller.user_id, caller.app_id)
+def _read(path: Path, caller: Caller) -> dict[tuple[str, str], Any]:
+    try:
+        return by_app(path, caller.user_id, caller.app_id)
+    except DocumentError as exc:
+        raise CommandFailed(str(exc), EXIT_USAGE) from None
+
+
+def _batches(apps: dict[tuple[str, str], Any]) -> Iterator[tuple[str, tuple[str, str], list[dict[str, Any]]]]:
+    """(plural, app, items) of a document: workflows first (collectors refer to them), app by app."""
+    for plural in ("workflows", "collectors"):
+        for target, items in sorted(apps.items()):
+            batch: list[dict[str, Any]] = getattr(items, plural)
+            if batch:
+                yield plural, target, batch
+
+
+def _changes(
+    caller: Caller, apps: dict[tuple[str, str], Any], mode: str
+) -> list[tuple[str, tuple[str, str], changes.Change]]:
+    """(plural, app, change) of each item of a document against what the API stores."""
+    return [
+        (plural, target, change)
+        for plural, target, batch in _batches(apps)
+        for change in changes.compare(batch, caller.client.list_all(plural, *target), mode)
+    ]
+
+
+def _run_document(caller: Caller, path: Path, mode: str, *, dry_run: bool = False) -> None:
+    """Send a document's workflows (first), then its collectors, app by app; or say what that would do."""
+    apps = _read(path, caller)
     outcomes: list[dict[str, str]] = []
-    with _api_errors():
-        for plural in ("workflows", "collectors"):
-            for target, items in sorted(apps.items()):
-                batch: list[dict[str, Any]] = getattr(items, plural)
-                if not batch:
-                    continue
-                if mode == "apply":
-                    outcomes.extend(_apply_items(caller, plural, target, batch))
-                    continue
-                send, outcome = (
-                    (caller.client.create, "created") if mode == "create" else (caller.client.overwrite, "overwritten")
-                )
-                outcomes.extend(_outcome(plural[:-1], target, i["id"], outcome) for i in send(plural, *target, batch))
+    with _api_errors(path if mode == "create" else None):
+        if dry_run:
+            for plural, target, change in _changes(caller, apps, mode):
+                outcomes.append(_outcome(plural[:-1], target, change.item_id, change.outcome))
+        else:
+            for plural, target, batch in _batches(apps):
+                outcomes.extend(_send_items(caller, mode, plural, target, batch))
     _report(caller, outcomes)
+    if dry_run and any(o["outcome"].startswith(("missing", "exists")) for o in outcomes):
+        raise CommandFailed("the API would refuse this document (see above)", EXIT_REFUSED)
 
 
 file_option = click.option(
@@ -274,32 +280,71 @@ file_option = click.option(
 )
 
 
+dry_run_option = click.option(
+    "--dry-run", is_flag=True, help="Say what would be created, overwritten or left unchanged; change nothing."
+)
+
+
 @click.command()
 @file_option
+@dry_run_option
 @api_options
-def create(path: Path, api: str, key: str | None, user_id: str | None, app_id: str | None, as_json: bool) -> None:
+def create(
+    path: Path, dry_run: bool, api: str | None, key: str | None, user_id: str | None, app_id: str | None, as_json: bool
+) -> None:
     """Create the workflows, then the collectors, of a document (refused if any exists)."""
-    _run_document(_caller(api, key, user_id, app_id, as_json), path, "create")
+    _run_document(_caller(api, key, user_id, app_id, as_json), path, "create", dry_run=dry_run)
 
 
 @click.command()
 @file_option
+@dry_run_option
 @api_options
-def apply(path: Path, api: str, key: str | None, user_id: str | None, app_id: str | None, as_json: bool) -> None:
+def apply(
+    path: Path, dry_run: bool, api: str | None, key: str | None, user_id: str | None, app_id: str | None, as_json: bool
+) -> None:
     """Create or overwrite the workflows, then the collectors, of a document (idempotent).
 
     A collector's app is its destination's; a workflow goes to --user/--app, or else to the apps of the
-    collectors using it. A `key_env` is read from this command's environment and sent as the key.
+    collectors using it. A `key_env` is read from this command's environment and sent as the key; a
+    `concept_map` graph file is read here and sent inline. A collector given without any key keeps its
+    stored one (as `collectors get -o yaml` writes it).
     """
-    _run_document(_caller(api, key, user_id, app_id, as_json), path, "apply")
+    _run_document(_caller(api, key, user_id, app_id, as_json), path, "apply", dry_run=dry_run)
+
+
+@click.command()
+@file_option
+@dry_run_option
+@api_options
+def patch(
+    path: Path, dry_run: bool, api: str | None, key: str | None, user_id: str | None, app_id: str | None, as_json: bool
+) -> None:
+    """Overwrite the workflows, then the collectors, of a document (refused if any is missing)."""
+    _run_document(_caller(api, key, user_id, app_id, as_json), path, "overwrite", dry_run=dry_run)
 
 
 @click.command()
 @file_option
 @api_options
-def patch(path: Path, api: str, key: str | None, user_id: str | None, app_id: str | None, as_json: bool) -> None:
-    """Overwrite the workflows, then the collectors, of a document (refused if any is missing)."""
-    _run_document(_caller(api, key, user_id, app_id, as_json), path, "overwrite")
+def diff(path: Path, api: str | None, key: str | None, user_id: str | None, app_id: str | None, as_json: bool) -> None:
+    """Show what `apply -f FILE` would change, as unified diffs of YAML (live, then the file's).
+
+    Exit code 0 when nothing would change, 1 when something would. Keys are compared redacted.
+    """
+    caller = _caller(api, key, user_id, app_id, as_json)
+    apps = _read(path, caller)
+    with _api_errors():
+        found = _changes(caller, apps, "apply")
+    differing = [(f"{plural}/{'/'.join(app)}/{c.item_id}", c) for plural, app, c in found if c.outcome != "unchanged"]
+    if as_json:
+        items = [{"item": label, "outcome": c.outcome, "live": c.live, "file": c.wanted} for label, c in differing]
+        _echo_json({"changes": items})
+    else:
+        for label, change in differing:
+            click.echo(change.diff(label), nl=False)
+    if differing:
+        raise SystemExit(EXIT_FAILURE)
 
 
 # --- one app: list, get, delete, pause, resume -------------------------------------------------------------
@@ -325,16 +370,37 @@ def list_command(
 @click.command()
 @click.argument("item_id", metavar="ID")
 @workflows_flag
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["table", "yaml", "json"]),
+    default="table",
+    show_default=True,
+    help="yaml/json: a document `collectors apply -f` takes back (with the workflows a collector uses).",
+)
 @api_options
 def get(
-    item_id: str, workflows: bool, api: str, key: str | None, user_id: str | None, app_id: str | None, as_json: bool
+    item_id: str,
+    workflows: bool,
+    output: str,
+    api: str | None,
+    key: str | None,
+    user_id: str | None,
+    app_id: str | None,
+    as_json: bool,
 ) -> None:
-    """Show one collector (or workflow); its key is shown redacted."""
+    """Show one collector (or workflow); its key is shown redacted, and left out of -o yaml|json."""
     caller = _caller(api, key, user_id, app_id, as_json)
     plural = _plural(workflows)
     with _api_errors():
-        item = caller.client.get(plural, *caller.app(), item_id)
-    if as_json:
+        target = caller.app()
+        item = caller.client.get(plural, *target, item_id)
+        document = _document_of(caller, target, plural, item) if output != "table" else {}
+    if output == "yaml":
+        click.echo(changes.as_yaml(document), nl=False)
+    elif output == "json":
+        _echo_json(document)
+    elif as_json:
         _echo_json({plural[:-1]: item})
     else:
         click.echo(_rows(plural, [item]))
@@ -342,14 +408,28 @@ def get(
             click.echo(f"\ndestination: {item['destination']['base_url']}  key {item['destination']['key']}")
 
 
+def _document_of(caller: Caller, target: tuple[str, str], plural: str, item: dict[str, Any]) -> dict[str, Any]:
+    """A collectors document of one item: a collector comes with the workflows it uses and without its key
+    (applied back, it keeps the stored one)."""
+    if plural == "workflows":
+        return {"workflows": [changes.shown(item)]}
+    collector = changes.shown(item)
+    collector["destination"] = {k: v for k, v in collector["destination"].items() if k != "key"}
+    used = [item.get(field) for field in ("pre_queue_workflow_id", "post_queue_workflow_id")]
+    workflows = [changes.shown(caller.client.get("workflows", *target, wid)) for wid in dict.fromkeys(used) if wid]
+    return {"collectors": [collector], **({"workflows": workflows} if workflows else {})}
+
+
 @click.command()
 @click.argument("ids", nargs=-1, metavar="ID...")
 @click.option("--all", "delete_all", is_flag=True, help="Delete all of the app's collectors (or workflows).")
+@click.option("-y", "--yes", "confirmed", is_flag=True, help="Do not ask before deleting --all.")
 @workflows_flag
 @api_options
 def delete(
     ids: tuple[str, ...],
     delete_all: bool,
+    confirmed: bool,
     workflows: bool,
     api: str,
     key: str | None,
@@ -362,8 +442,11 @@ def delete(
         raise CommandFailed("give the ids to delete, or --all (not both)", EXIT_USAGE)
     caller = _caller(api, key, user_id, app_id, as_json)
     plural = _plural(workflows)
+    target = caller.app()
+    if delete_all and not confirmed:
+        click.confirm(f"delete every {plural[:-1]} of app {'/'.join(target)}?", abort=True, err=True)
     with _api_errors():
-        deleted = caller.client.delete(plural, *caller.app(), None if delete_all else list(ids))
+        deleted = caller.client.delete(plural, *target, None if delete_all else list(ids))
     if as_json:
         _echo_json({"deleted": deleted})
     else:
@@ -371,20 +454,32 @@ def delete(
 
 
 def _set_status(
-    status: str, ids: tuple[str, ...], api: str, key: str | None, user_id: str | None, app_id: str | None, as_json: bool
+    status: str,
+    ids: tuple[str, ...],
+    api: str | None,
+    key: str | None,
+    user_id: str | None,
+    app_id: str | None,
+    as_json: bool,
 ) -> None:
     """Overwrite each collector with its status changed; the stored key is kept (sent without one)."""
     caller = _caller(api, key, user_id, app_id, as_json)
     target = caller.app()
     with _api_errors():
+        items = [caller.client.get("collectors", *target, item_id) for item_id in ids]
         bodies = []
-        for item_id in ids:
-            item = caller.client.get("collectors", *target, item_id)
-            body = {k: v for k, v in item.items() if k not in VIEW_ONLY_FIELDS}
+        for item in items:
+            body = {k: v for k, v in item.items() if k not in changes.VIEW_ONLY_FIELDS}
             body["destination"] = {k: v for k, v in item["destination"].items() if k not in ("key", "key_env")}
             bodies.append({**body, "status": status})
         stored = caller.client.overwrite("collectors", *target, bodies)
-    _show("collectors", stored, as_json)
+    if as_json:
+        _echo_json({"collectors": stored})
+        return
+    done = "paused" if status == "paused" else "resumed"
+    for before in items:
+        was = "already " + status if _status_label(before["status"]) == status else done
+        click.echo(f"collector {before['id']} of {'/'.join(target)}: {was}")
 
 
 @click.command()
@@ -453,7 +548,12 @@ def control() -> None:
 @control.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8090, show_default=True, type=click.IntRange(0, 65535), help="0 = any free port.")
-@click.option("--broker", default="kafka://127.0.0.1:9092", show_default=True, envvar="COLLECTORS_BROKER")
+@click.option(
+    "--broker",
+    default=contexts.default("broker", "kafka://127.0.0.1:9092"),
+    show_default="kafka://127.0.0.1:9092, or the context's",
+    envvar="COLLECTORS_BROKER",
+)
 @click.option("--topic", default=CONTROL_TOPIC, show_default=True, envvar="COLLECTORS_CONTROL_TOPIC")
 @click.option(
     "--auth-url",

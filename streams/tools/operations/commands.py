@@ -4,24 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import orjson
 
 from streams.core.ledger import Ledger
+from streams.tools import contexts
 from streams.tools.display import funnel_table
-from streams.tools.operations import balance, kafka, letters, stats
-from streams.tools.operations.backfill import as_active, backfill, parse_timestamp, window
+from streams.tools.exits import EXIT_FAILURE
+from streams.tools.operations import balance, kafka, stats
 from streams.tools.operations.errors import UsageProblem
-from streams.tools.operations.posting import Tally
-from streams.tools.operations.targets import find, load_collectors, refuse_if_paused_by_error
+from streams.tools.progress import progress
 
+if TYPE_CHECKING:
+    from streams.tools.operations.posting import Tally
+
+# The dead-letter and backfill commands import what they use (the collectors' workflows, the poster) when
+# they run: `collectors stats` starts without loading them.
+
+DEFAULT_BROKER = "kafka://127.0.0.1:9092"
 broker_option = click.option(
-    "--broker", default="kafka://127.0.0.1:9092", show_default=True, envvar="COLLECTORS_BROKER", help="Kafka bootstrap."
+    "--broker",
+    default=contexts.default("broker", DEFAULT_BROKER),
+    show_default=f"{DEFAULT_BROKER}, or the context's",
+    envvar="COLLECTORS_BROKER",
+    help="Kafka bootstrap.",
 )
 dead_letter_topic_option = click.option(
     "--topic",
@@ -47,30 +57,52 @@ dry_run_option = click.option("--dry-run", is_flag=True, help="Count what would 
 force_option = click.option("--force", is_flag=True, help="Post even for a collector paused by a key error.")
 
 
-@contextmanager
-def progress_bar(length: int, label: str) -> Iterator[Callable[[int], None]]:
-    """A progress bar on stderr; yields the function that advances it."""
-    with click.progressbar(length=length, label=label, file=sys.stderr, show_pos=True) as bar:
-        yield bar.update
-
-
-def _ledger_report(ledger: Ledger, delivered_label: str = "posted") -> str:
+def _ledger_report(ledger: Ledger, delivered_label: str = "posted", *, wide: bool = False) -> str:
     snapshot = ledger.snapshot()
-    table = funnel_table(snapshot["collectors"], delivered_label=delivered_label) if snapshot["collectors"] else ""
+    collectors = snapshot["collectors"]
+    table = funnel_table(collectors, delivered_label=delivered_label, wide=wide) if collectors else ""
     return "\n".join(part for part in (table, balance.summary(ledger, balance.check(ledger))) if part)
 
 
 @click.command("stats")
 @broker_option
-@click.option("--app-id", default="collectors", show_default=True, envvar="COLLECTORS_APP_ID", help="Workers' app id.")
+@click.option(
+    "--app-id",
+    default=contexts.default("app_id", "collectors"),
+    show_default="collectors, or the context's",
+    envvar="COLLECTORS_APP_ID",
+    help="Workers' app id.",
+)
 @click.option("--worker", "workers", multiple=True, help="A worker's URL (repeat for each); default: read Kafka.")
+@click.option("--wide", is_flag=True, help="A column per workflow step (the default fits 100 columns).")
+@click.option("--watch", is_flag=True, help="Show it again every --interval seconds, until Ctrl-C.")
+@click.option("--interval", "interval_s", default=2.0, show_default=True, type=click.FloatRange(min=0.1))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def stats_command(broker: str, app_id: str, workers: tuple[str, ...], as_json: bool) -> None:
+def stats_command(
+    broker: str, app_id: str, workers: tuple[str, ...], wide: bool, watch: bool, interval_s: float, as_json: bool
+) -> None:
     """Each collector's funnel and whether the ledger balances.
 
     By default the ledger tables' changelog topics are read from Kafka (every partition's last ledger,
     whether or not workers run); with --worker, the workers' /collectors/stats/ endpoints are summed.
+    Exit code 1 when no worker of --app-id ever wrote a ledger there.
     """
+    if not watch:
+        _show_stats(broker, app_id, workers, wide, as_json)
+        return
+    try:
+        while True:
+            if sys.stdout.isatty():
+                click.clear()
+            _show_stats(broker, app_id, workers, wide, as_json)
+            time.sleep(interval_s)
+            if not sys.stdout.isatty():
+                click.echo("")
+    except KeyboardInterrupt:
+        return
+
+
+def _show_stats(broker: str, app_id: str, workers: tuple[str, ...], wide: bool, as_json: bool) -> None:
     missing: list[str] = []
     if workers:
         ledger = stats.from_workers(workers)
@@ -84,10 +116,18 @@ def stats_command(broker: str, app_id: str, workers: tuple[str, ...], as_json: b
             "missing_topics": missing,
         }
         click.echo(orjson.dumps(document).decode())
+    if len(missing) == len(stats.LEDGER_TABLES):
+        click.echo(
+            f"no ledger for app id {app_id!r} at {broker}: no worker with this app id has run there "
+            f"({', '.join(missing)} missing); check --app-id (COLLECTORS_APP_ID, or the context's app-id)",
+            err=True,
+        )
+        raise SystemExit(EXIT_FAILURE)
+    if as_json:
         return
     if missing:
         click.echo(f"no ledger yet: {', '.join(missing)} missing (has a worker with app id {app_id} run?)", err=True)
-    click.echo(_ledger_report(ledger))
+    click.echo(_ledger_report(ledger, wide=wide))
 
 
 @click.group("dlq")
@@ -101,6 +141,8 @@ def dlq() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def dlq_list(broker: str, topic: str, as_json: bool) -> None:
     """Dead letters by collector, reason and replayability, with counts and the oldest and newest."""
+    from streams.tools.operations import letters
+
     found = letters.group(asyncio.run(letters.read_letters(broker, topic)))
     if as_json:
         document = {"topic": topic, "total": sum(g.count for g in found), "groups": [g.to_json() for g in found]}
@@ -146,6 +188,9 @@ async def _replay(
     dry_run: bool,
     force: bool,
 ) -> None:
+    from streams.tools.operations import letters
+    from streams.tools.operations.targets import find, load_collectors, refuse_if_paused_by_error
+
     index, errors = await load_collectors(broker, control_topic, config)
     found = await letters.read_letters(broker, topic)
     if collector_id is not None:
@@ -165,7 +210,7 @@ async def _replay(
             click.echo(f"{collector.id}: {len(inputs)} inputs to replay")
         return
     tallies: list[tuple[str, Tally]] = []
-    with progress_bar(total, "replaying") as advance:
+    with progress(total, "replaying") as advance:
         for collector, inputs in work:
             tallies.append((collector.id, await letters.replay(collector, inputs, advance)))
     for cid, tally in tallies:
@@ -209,6 +254,8 @@ def backfill_command(
     Times are the records' Kafka timestamps. Idempotent: the input ids are the ones the worker posts, so
     inputs already there are answered as duplicates.
     """
+    from streams.tools.operations.backfill import parse_timestamp
+
     since_ms = parse_timestamp(since)
     until_ms = None if until is None else parse_timestamp(until)
     if until_ms is not None and until_ms <= since_ms:
@@ -237,20 +284,23 @@ async def _backfill(
     dry_run: bool,
     force: bool,
 ) -> tuple[Ledger, str]:
+    from streams.tools.operations.backfill import as_active, backfill, window
+    from streams.tools.operations.targets import find, load_collectors, refuse_if_paused_by_error
+
     index, errors = await load_collectors(broker, control_topic, config)
     collector = find(index, errors, collector_id)
     refuse_if_paused_by_error(collector, force)
     async with kafka.consumer(broker) as client:
         start, end = await window(broker, client, topic, since_ms, until_ms)
         total = sum(end[tp] - start[tp] for tp in start if end[tp] > start[tp])
-        with progress_bar(total, f"backfilling {collector.id}") as advance:
+        with progress(total, f"backfilling {collector.id}") as advance:
             ledger = await backfill(client, start, end, as_active(collector), dry_run=dry_run, progress=advance)
     return ledger, collector.id
 
 
 @click.command("tail")
 @click.argument("topic", default="predictions")
-@click.option("--broker", default="kafka://127.0.0.1:9092", show_default=True, envvar="COLLECTORS_BROKER")
+@broker_option
 @click.option("--from-beginning", is_flag=True, help="Start at the oldest record, not at the end.")
 @click.option("-n", "--limit", type=int, help="Stop after this many records.")
 @click.option("--idle-exit", "idle_exit_s", type=float, help="Stop after this many seconds without a record.")

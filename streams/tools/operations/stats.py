@@ -14,9 +14,18 @@ from streams.kafka.reading import KafkaUnreachable
 from streams.tools.localstack import get_json
 from streams.tools.operations.errors import Unreachable
 
-__all__ = ["LEDGER_TABLES", "STATS_PATH", "changelog_topic", "from_changelogs", "from_workers"]
+__all__ = ["LEDGER_TABLES", "STATS_PATH", "changelog_topic", "from_changelogs", "from_workers", "latest_ledgers"]
 
 STATS_PATH = "/collectors/stats/"
+
+
+async def latest_ledgers(broker: str, app_id: str) -> ledgers.ChangelogLedgers:
+    """:func:`streams.kafka.ledgers.latest_ledgers` (the funnel read from the changelogs' ends, with the records
+    it read), an unreachable broker reported as the commands report it."""
+    try:
+        return await ledgers.latest_ledgers(broker, app_id)
+    except KafkaUnreachable as exc:
+        raise Unreachable(str(exc)) from None
 
 
 async def from_changelogs(broker: str, app_id: str) -> tuple[Ledger, list[str]]:

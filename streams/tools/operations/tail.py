@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from streams.kafka.producing import bootstrap_address
 from streams.tools.operations.kafka import consumer, partitions
 
 
@@ -47,7 +48,9 @@ async def tail(
     shown = 0
     tps = await partitions(broker, topic)
     if not tps:
-        raise LookupError(f"topic {topic} does not exist; list the topics with `kcat -L -b {broker}`")
+        raise LookupError(
+            f"topic {topic} does not exist; list the topics with `kcat -L -b {bootstrap_address(broker)}`"
+        )
     async with consumer(broker) as client:
         client.assign(tps)
         if from_beginning:

@@ -1,13 +1,22 @@
-"""Deterministic synthetic prediction events shaped like a general image model's and a text model's outputs."""
+"""Deterministic synthetic prediction events shaped like a general image model's and a text model's outputs.
+
+``python -m streams.tools.samples.generate`` rewrites the shipped samples (``predictions.jsonl``): 600
+events whose images are inline (``base64``), so that everything they exercise works without a network,
+and two malformed lines (a truncated one at line 301, one without a model at the end).
+"""
 
 from __future__ import annotations
 
+import base64
+import io
 import random
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+from PIL import Image, ImageDraw
 
 GENERAL_MODEL = {
     "id": "general-image-recognition",
@@ -41,8 +50,27 @@ def _concepts(rng: random.Random, names: list[str], count: int) -> list[dict[str
     return [{"id": f"ai_{name}", "name": name, "value": value} for name, value in zip(chosen, values, strict=True)]
 
 
-def event(number: int, rng: random.Random, *, text_share: float = 0.2) -> dict[str, Any]:
-    """Event number ``number``: an image prediction (5-20 concepts), or a text one."""
+def sample_image(number: int) -> str:
+    """Image number ``number`` as base64 PNG (about 1 KB): 256x256 coloured shapes, distinct from the others;
+    one in 12 is too small for a 224x224 check (160x120), one in 25 a single colour (blank)."""
+    rng = random.Random(number)
+    width, height = (160, 120) if number % 12 == 5 else (256, 256)
+    image = Image.new("P", (width, height))
+    image.putpalette([rng.randrange(256) for _ in range(16 * 3)])
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, 0, width, height), fill=rng.randrange(16))
+    for _ in range(0 if number % 25 == 7 else 6):
+        left, top = rng.randrange(width), rng.randrange(height)
+        box = (left, top, left + rng.randrange(20, 120), top + rng.randrange(20, 120))
+        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(box, fill=rng.randrange(16))
+    png = io.BytesIO()
+    image.save(png, "PNG", optimize=True)
+    return base64.b64encode(png.getvalue()).decode("ascii")
+
+
+def event(number: int, rng: random.Random, *, text_share: float = 0.2, inline_images: bool = False) -> dict[str, Any]:
+    """Event number ``number``: an image prediction (5-20 concepts), or a text one; its image is given by a URL
+    (that does not resolve), or with ``inline_images`` inline as base64."""
     created = (START + timedelta(milliseconds=250 * number)).isoformat().replace("+00:00", "Z")
     metadata = {"camera": rng.choice(CAMERAS), "shift": rng.choice(["day", "night"]), "frame": number}
     if rng.random() < text_share:
@@ -53,7 +81,12 @@ def event(number: int, rng: random.Random, *, text_share: float = 0.2) -> dict[s
         concepts = _concepts(rng, TEXT_CONCEPTS, 3)
     else:
         model = GENERAL_MODEL
-        data = {"image": {"url": f"https://images.example.com/{number:08d}.jpg"}}
+        image = (
+            {"base64": sample_image(number)}
+            if inline_images
+            else {"url": f"https://images.example.com/{number:08d}.jpg"}
+        )
+        data = {"image": image}
         concepts = _concepts(rng, IMAGE_CONCEPTS, rng.randint(5, 20))
     data["metadata"] = metadata
     return {
@@ -69,13 +102,29 @@ def event(number: int, rng: random.Random, *, text_share: float = 0.2) -> dict[s
     }
 
 
-def events(count: int, *, seed: int = 7, start: int = 1, text_share: float = 0.2) -> Iterator[dict[str, Any]]:
+def events(
+    count: int, *, seed: int = 7, start: int = 1, text_share: float = 0.2, inline_images: bool = False
+) -> Iterator[dict[str, Any]]:
     """``count`` events, the same for the same seed."""
     rng = random.Random(seed)
     for number in range(start, start + count):
-        yield event(number, rng, text_share=text_share)
+        yield event(number, rng, text_share=text_share, inline_images=inline_images)
 
 
-def jsonl(count: int, *, seed: int = 7) -> bytes:
+def jsonl(count: int, *, seed: int = 7, inline_images: bool = False) -> bytes:
     """``count`` events as JSON lines."""
-    return b"".join(orjson.dumps(e) + b"\n" for e in events(count, seed=seed))
+    return b"".join(orjson.dumps(e) + b"\n" for e in events(count, seed=seed, inline_images=inline_images))
+
+
+TRUNCATED = b'{"id": "evt-broken", "output": '
+WITHOUT_MODEL = b'{"id":"evt-no-model","output":{"input":{"data":{"image":{"base64":"aGVsbG8="}}}}}'
+
+
+def shipped_samples() -> bytes:
+    """The content of the shipped ``predictions.jsonl``."""
+    lines = jsonl(600, inline_images=True).splitlines(keepends=True)
+    return b"".join([*lines[:300], TRUNCATED + b"\n", *lines[300:], WITHOUT_MODEL + b"\n"])
+
+
+if __name__ == "__main__":
+    sys.stdout.buffer.write(shipped_samples())
