@@ -13,6 +13,7 @@ import pytest
 from streams.core.ids import input_id
 from streams.tools.localstack import free_port, start_model, wait_settled, worker_stats
 from tests.conftest import write_config
+from tests.models.support import text_event
 
 pytestmark = pytest.mark.kafka
 
@@ -32,17 +33,7 @@ def _document(base_url: str, model_url: str, nodes: list[dict[str, Any]]) -> dic
 
 
 def _event(event_id: str, text: str) -> bytes:
-    return orjson.dumps(
-        {
-            "id": event_id,
-            "created_at": "2026-12-07T10:00:00Z",
-            "output": {
-                "model": {"id": "sentiment-analysis", "user_id": "clarifai", "app_id": "main"},
-                "input": {"id": f"in-{event_id}", "data": {"text": {"raw": text}}},
-                "data": {"concepts": [{"id": "positive", "name": "positive", "value": 0.6}]},
-            },
-        }
-    )
+    return orjson.dumps(text_event(event_id, text, model_id=TEXT["model_id"]))
 
 
 def _distinct(i: int) -> str:

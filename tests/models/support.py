@@ -28,12 +28,13 @@ def collector(nodes: list[dict[str, Any]], **fields: Any) -> CompiledCollector:
     return compiled
 
 
-def text_event(event_id: str, text: str) -> dict[str, Any]:
+def text_event(event_id: str, text: str, model_id: str = "general") -> dict[str, Any]:
+    """A prediction event of ``model_id`` on a text input."""
     return {
         "id": event_id,
         "created_at": "2026-12-07T10:00:00Z",
         "output": {
-            "model": {"id": "general", "user_id": "clarifai", "app_id": "main"},
+            "model": {"id": model_id, "user_id": "clarifai", "app_id": "main"},
             "input": {"id": f"in-{event_id}", "data": {"text": {"raw": text}}},
             "data": {"concepts": [{"id": "x", "name": "x", "value": 0.5}]},
         },
