@@ -14,12 +14,16 @@ import orjson
 import pytest
 import yaml
 
+from streams.core.secrets import ENV_SECRET, generate_secret
 from streams.kafka.producing import ensure_topic, publish_lines
 from streams.services.destination.store import Store
 from streams.tools.localkafka.broker import LocalKafka
 from streams.tools.localstack import Service, start_destination, start_worker
 
 TEST_KAFKA_PORT = int(os.environ.get("COLLECTORS_TEST_BROKER_PORT", "29192"))
+
+# The secret every worker, management API and command of the tests seals keys with (processes inherit it).
+os.environ.setdefault(ENV_SECRET, generate_secret())
 
 
 @pytest.fixture(scope="session")

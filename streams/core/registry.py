@@ -10,16 +10,23 @@ from pydantic import ValidationError
 
 from schemas.collectors import Workflow
 from schemas.management import StoredCollector, StoredWorkflow
+from streams.core.allowlist import AllowedDestinations
 from streams.core.routing import CompiledCollector, CompiledWorkflows, compile_collector
+from streams.core.secrets import SecretBox, opened_or_keyless
 from streams.core.workflows import WorkflowError
 
 
 def compile_stored(
-    state: Mapping[str, dict[str, Any]],
+    state: Mapping[str, dict[str, Any]], box: SecretBox, allowed: AllowedDestinations | None = None
 ) -> tuple[list[CompiledCollector], dict[str, str]]:
-    """The stored collectors compiled, and an error message for each one that cannot run."""
+    """The stored collectors compiled, and an error message for each one that cannot run.
+
+    Keys are opened with ``box``. A collector whose key no secret opens, or whose destination is not
+    ``allowed`` (None: any), is blocked with that reason as its last error: it still selects, posts nothing,
+    and what it queues waits in the dead-letter topic, replayable, as for a revoked key.
+    """
     workflows: defaultdict[tuple[str, str], dict[str, Workflow]] = defaultdict(dict)
-    collectors: list[StoredCollector] = []
+    collectors: list[tuple[StoredCollector, str | None]] = []
     errors: dict[str, str] = {}
     for key, document in state.items():
         try:
@@ -29,12 +36,12 @@ def compile_stored(
                     stored_workflow.workflow
                 )
             else:
-                collectors.append(StoredCollector.model_validate(document))
+                collectors.append(_open_collector(document, box))
         except ValidationError as exc:
             errors[key] = f"stored document is invalid: {exc.errors()[0]['msg']}"
     compiled: list[CompiledCollector] = []
     shared: CompiledWorkflows = {}
-    for stored in collectors:
+    for stored, sealed_problem in collectors:
         spec = stored.collector
         qualified = f"{stored.user_id}/{stored.app_id}/{spec.id}"
         key = spec.destination.key.get_secret_value() if spec.destination.key is not None else ""
@@ -43,5 +50,12 @@ def compile_stored(
         except (KeyError, WorkflowError) as exc:
             errors[qualified] = f"cannot run: {exc}"
             continue
-        compiled.append(collector.with_error(stored.last_error))
+        problem = sealed_problem or (allowed.problem(spec.destination.base_url) if allowed is not None else None)
+        compiled.append(collector.with_error(stored.last_error) if problem is None else collector.blocked_by(problem))
     return compiled, errors
+
+
+def _open_collector(document: dict[str, Any], box: SecretBox) -> tuple[StoredCollector, str | None]:
+    """A stored collector with its key opened; or, when no secret opens it, keyless and why."""
+    opened, problem = opened_or_keyless(document, box)
+    return StoredCollector.model_validate(opened), problem

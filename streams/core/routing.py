@@ -30,6 +30,9 @@ class CompiledCollector:
     first stateful step on (a quota counts what was queued, shared by all workers), then the post-queue
     workflow on the original input."""
     last_error: str | None = None
+    blocked: bool = False
+    """Selecting but posting nothing (its key cannot be opened, or its destination is not allowed): what it
+    queues waits in the dead-letter topic, replayable, until the cause is fixed."""
     id: str = field(init=False)
     """The collector's qualified id, ``user_id/app_id/collector_id`` of the app it collects into.
 
@@ -58,11 +61,16 @@ class CompiledCollector:
 
     @property
     def paused_by_error(self) -> bool:
-        """Paused because the destination refused its key: its queued inputs wait in the dead-letter topic."""
-        return not self.active and self.last_error is not None
+        """Paused because the destination refused its key, or blocked: its queued inputs wait in the dead-letter
+        topic."""
+        return self.blocked or (not self.active and self.last_error is not None)
 
     def with_error(self, last_error: str | None) -> CompiledCollector:
         return replace(self, last_error=last_error)
+
+    def blocked_by(self, reason: str) -> CompiledCollector:
+        """This collector blocked from posting, with the reason as its last error."""
+        return replace(self, last_error=reason, blocked=True)
 
     def paused(self, reason: str) -> CompiledCollector:
         """This collector paused, with the reason as its last error."""

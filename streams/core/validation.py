@@ -34,6 +34,7 @@ def problems(path: Path, environ: Mapping[str, str] = os.environ) -> tuple[list[
         if key not in ("collectors", "workflows")
     ]
     workflows = _valid(Workflow, raw.get("workflows"), "workflows", errors, unresolved)
+    keyless = _give_keyless_a_stand_in(raw.get("collectors"))
     collectors = _valid(Collector, raw.get("collectors"), "collectors", errors, unresolved)
     errors += _duplicates("workflow", [w.id for w in workflows]) + _duplicates("collector", [c.id for c in collectors])
     by_id = {w.id: w for w in workflows}
@@ -53,9 +54,25 @@ def problems(path: Path, environ: Mapping[str, str] = os.environ) -> tuple[list[
             if problem is not None:
                 errors.append(problem)
         name = collector.destination.key_env
-        if name is not None and not environ.get(name):
+        if collector.id in keyless:
+            warnings.append(
+                f"collector {collector.id!r}: no key: apply keeps the one stored with it, a worker cannot run it"
+            )
+        elif name is not None and not environ.get(name):
             warnings.append(f"collector {collector.id!r}: key_env {name} is not set here (apply and workers need it)")
     return list(dict.fromkeys(f"{path}: {e}" for e in errors)), warnings
+
+
+def _give_keyless_a_stand_in(items: Any) -> set[str]:
+    """Give each collector whose destination has neither ``key`` nor ``key_env`` (as ``collectors get -o yaml``
+    writes it, for ``apply`` to keep the stored key) a stand-in key; return their ids."""
+    keyless = set()
+    for item in items if isinstance(items, list) else []:
+        destination = item.get("destination") if isinstance(item, dict) else None
+        if isinstance(destination, dict) and destination.get("key") is None and destination.get("key_env") is None:
+            destination["key"] = "stored"
+            keyless.add(str(item.get("id")))
+    return keyless
 
 
 def _valid(model: type[BaseModel], items: Any, where: str, errors: list[str], unresolved: set[str]) -> list[Any]:

@@ -75,11 +75,6 @@ class RetryPolicy:
         return max(backoff, retry_after or 0.0)
 
 
-def redact(key: str) -> str:
-    """A key as it may appear in logs and errors: its first 4 characters."""
-    return f"{key[:4]}…" if len(key) > 4 else "…"
-
-
 RequestObserver = Callable[[int | None, float, int], None]
 
 

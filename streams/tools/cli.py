@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 import orjson
@@ -33,8 +33,12 @@ LAZY_COMMANDS = {
     "dlq": f"{_OPERATIONS}:dlq",
     "backfill": f"{_OPERATIONS}:backfill_command",
     "tail": f"{_OPERATIONS}:tail_command",
+    "secrets": "streams.tools.secrets_commands:secrets",
 }
 """The commands of other packages (``module:attribute``), imported when one of them is run."""
+
+if TYPE_CHECKING:
+    from streams.core.secrets import SecretBox
 
 
 @click.group(cls=LazyGroup, lazy=LAZY_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
@@ -55,40 +59,88 @@ def main(context: str | None) -> None:
     del context  # read by the commands, through streams.tools.contexts
 
 
-def _fail(message: str, code: int = 1) -> None:
-    click.secho(f"error: {message}", fg="red", err=True)
+def _setting_problem(error: Any) -> str:
+    """A worker setting's validation error, named by its variable (an option of the same name sets it too)."""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if not error["loc"]:
+        return message
+    return f"COLLECTORS_{str(error['loc'][0]).upper()}: {message}, got {error['input']!r}"
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    from streams.core.secrets import KEY_REDACTION
+
+    click.secho(f"error: {KEY_REDACTION.scrub(message)}", fg="red", err=True)
     sys.exit(code)
 
 
+def _secret_box() -> SecretBox:
+    """The deployment's secrets, with redaction of the keys they open installed; exit 2 when none is given."""
+    from streams.core.secrets import SecretError, install_redaction, load_box
+
+    install_redaction()
+    try:
+        return load_box()
+    except SecretError as exc:
+        _fail(str(exc), EXIT_USAGE)
+
+
 @main.command()
-@click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path), help="Collectors file.")
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A static collectors file (YAML or JSON), run besides the managed collectors [env COLLECTORS_CONFIG].",
+)
 @click.option("--broker", help="Kafka bootstrap, kafka://host:port [env COLLECTORS_BROKER].")
 @click.option("--web-port", type=int, help="Port of the worker's web server [env COLLECTORS_WEB_PORT].")
 @click.option("--app-id", help="Consumer group shared by all workers [env COLLECTORS_APP_ID].")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Worker state directory.")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Log level.")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The worker's local state [env COLLECTORS_DATA_DIR].",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    help="Log level [env COLLECTORS_LOG_LEVEL; default: info].",
+)
 @click.option("--control-topic", help="Compacted topic of managed collectors [env COLLECTORS_CONTROL_TOPIC].")
-@click.option("--log-format", type=click.Choice(["text", "json"]), help="json: a JSON object a line.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    help="json: one JSON object per line [env COLLECTORS_LOG_FORMAT].",
+)
 @click.option(
     "--worker-id",
     help="Stable name of this worker, unique in the group: a restart with it costs no rebalance (static "
     "membership; default: the host name in a container) [env COLLECTORS_WORKER_ID].",
 )
+@click.option(
+    "--allowed-destination",
+    "allowed_destinations",
+    multiple=True,
+    help="A base URL stored collectors may post to; repeatable [env COLLECTORS_ALLOWED_DESTINATIONS].",
+)
 def worker(**options: Any) -> None:
     """Run a Faust worker: select from the predictions topic, post to destinations.
 
-    Start more workers with the same --app-id to spread the topic's partitions over them.
+    Start more workers with the same --app-id to spread the topic's partitions over them. The keys of managed
+    collectors are opened with COLLECTORS_SECRET_KEY or COLLECTORS_SECRET_KEY_FILE (required).
     """
     from pydantic import ValidationError
 
+    from streams.core.allowlist import AllowListError
     from streams.core.config import ConfigError, load_index
     from streams.core.logformat import LogFormat
     from streams.core.workflows import WorkflowError
-    from streams.worker.app import create_app
+    from streams.worker.app import allowed_destinations, create_app
     from streams.worker.faust_tuning import Worker
     from streams.worker.settings import WorkerSettings
     from streams.worker.topics import TopicLayoutError, prepare_topics
 
+    box = _secret_box()
+    options["allowed_destinations"] = ",".join(options["allowed_destinations"]) or None
     overrides = {k: v for k, v in options.items() if v is not None}
     for field, variable in (("broker", "COLLECTORS_BROKER"), ("app_id", "COLLECTORS_APP_ID")):
         if field not in overrides and variable not in os.environ and contexts.setting(field):
@@ -96,7 +148,18 @@ def worker(**options: Any) -> None:
     try:
         settings = WorkerSettings(**overrides)
     except ValidationError as exc:
-        _fail(f"invalid worker settings: {exc}", EXIT_USAGE)
+        _fail("invalid worker settings: " + "; ".join(_setting_problem(error) for error in exc.errors()), EXIT_USAGE)
+    try:
+        allowed = allowed_destinations(settings)
+    except AllowListError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    if allowed is None:
+        click.secho(
+            "warning: COLLECTORS_ALLOWED_DESTINATIONS is not set: managed collectors may post to any destination "
+            "(set it to the management API's --allowed-destination list; docs/SECURITY.md)",
+            fg="yellow",
+            err=True,
+        )
     try:
         partitions = asyncio.run(prepare_topics(settings))
     except ConnectionError as exc:
@@ -110,7 +173,7 @@ def worker(**options: Any) -> None:
             static = list(load_index(settings.config))
         except (ConfigError, WorkflowError) as exc:
             _fail(str(exc), EXIT_USAGE)
-    app, _runtime = create_app(settings, static)
+    app, _runtime = create_app(settings, box, static)
     log_format: LogFormat = "json" if settings.log_format == "json" else "text"
     if log_format == "text":  # in JSON, every line is a log record: the start is logged once ready
         click.echo(
@@ -129,8 +192,15 @@ def worker(**options: Any) -> None:
     default=contexts.default("broker", "kafka://127.0.0.1:9092"),
     show_default="kafka://127.0.0.1:9092, or the context's",
     envvar="COLLECTORS_BROKER",
+    help="Kafka bootstrap [env COLLECTORS_BROKER].",
 )
-@click.option("--topic", default="predictions", show_default=True, envvar="COLLECTORS_PREDICTIONS_TOPIC")
+@click.option(
+    "--topic",
+    default="predictions",
+    show_default=True,
+    envvar="COLLECTORS_PREDICTIONS_TOPIC",
+    help="The predictions topic [env COLLECTORS_PREDICTIONS_TOPIC].",
+)
 def produce(events_file: Any, broker: str, topic: str) -> None:
     """Publish prediction events (one JSON per line, sent as they are) to the predictions topic."""
     from streams.kafka.producing import publish_lines
@@ -146,7 +216,13 @@ def produce(events_file: Any, broker: str, topic: str) -> None:
 
 
 @main.command()
-@click.option("--config", "config", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--config",
+    "config",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A collectors file (YAML or JSON).",
+)
 @click.option("--events", "events_file", required=True, type=click.File("rb"), help="JSON lines; - for stdin.")
 @click.option("--offline", is_flag=True, help="Fetch nothing: image steps let inputs given by URL through, unjudged.")
 @click.option("--wide", is_flag=True, help="A column per workflow step (the default fits 100 columns).")
@@ -227,8 +303,20 @@ def schema_command(out: Path | None) -> None:
 
 
 @main.command()
-@click.option("--kafka-port", default=9092, show_default=True, envvar="COLLECTORS_KAFKA_PORT")
-@click.option("--workdir", default=".collectors/demo", show_default=True, type=click.Path(path_type=Path))
+@click.option(
+    "--kafka-port",
+    default=9092,
+    show_default=True,
+    envvar="COLLECTORS_KAFKA_PORT",
+    help="Port of the demo's Kafka broker (and port + 1) [env COLLECTORS_KAFKA_PORT, for make demo].",
+)
+@click.option(
+    "--workdir",
+    default=".collectors/demo",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="The demo's database and logs (emptied at start).",
+)
 @click.option(
     "--config",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -242,10 +330,13 @@ def demo(kafka_port: int, workdir: Path, config: Path | None) -> None:
     """
     from streams.core.config import ConfigError
     from streams.tools.demo import run_demo
+    from streams.tools.localkafka import LocalKafkaError
 
     try:
         posted = run_demo(kafka_port=kafka_port, workdir=workdir, config=config)
     except ConfigError as exc:
         _fail(str(exc), EXIT_USAGE)
+    except LocalKafkaError as exc:
+        _fail(f"{exc}: `collectors demo --kafka-port PORT`, or `COLLECTORS_KAFKA_PORT=PORT make demo`")
     if posted <= 0:
         _fail("the destination received no inputs; see the logs under " + str(workdir))

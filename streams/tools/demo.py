@@ -103,6 +103,7 @@ def run_demo(
             env |= {"COLLECTORS_PREDICTIONS_TOPIC": f"{run}-predictions", "COLLECTORS_QUEUE_TOPIC": f"{run}-queue"}
             env["COLLECTORS_DEAD_LETTER_TOPIC"] = f"{run}-dead-letters"
             env["COLLECTORS_CONTROL_TOPIC"] = f"{run}-control"
+            env["COLLECTORS_ALLOWED_DESTINATIONS"] = destination.url
             worker = start_worker(
                 config, broker=f"kafka://{broker.bootstrap_servers}", app_id=run, data_dir=workdir / "worker", env=env
             )

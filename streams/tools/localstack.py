@@ -22,6 +22,16 @@ from typing import Any
 import orjson
 
 from streams.core.ledger import Ledger
+from streams.core.secrets import ENV_SECRET, ENV_SECRET_FILE, generate_secret
+
+_SECRET = generate_secret()
+"""The secret of the processes this process starts, unless its environment gives one: they share it."""
+
+
+def secret_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The secret processes started from here seal keys with: the environment's, or one made for this run."""
+    given = {**os.environ, **(env or {})}
+    return {} if given.get(ENV_SECRET) or given.get(ENV_SECRET_FILE) else {ENV_SECRET: _SECRET}
 
 
 def free_port() -> int:
@@ -103,7 +113,7 @@ def _spawn(args: list[str], log: Path, env: Mapping[str, str] | None = None) -> 
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, **secret_env(env), **(env or {})},
         )
 
 
@@ -114,12 +124,14 @@ def start_destination(
     faults: bool = False,
     log: Path | None = None,
     timeout_s: float = 30,
+    log_level: str = "warning",
     grpc_port: int | None = None,
 ) -> Service:
     """Serve the reference destination on 127.0.0.1 from the SQLite file ``db`` (and over gRPC on ``grpc_port``)."""
     port = port or free_port()
     log = log or db.with_suffix(".log")
     args = ["destination", "serve", "--db", str(db), "--host", "127.0.0.1", "--port", str(port)]
+    args += ["--log-level", log_level]
     args += [] if grpc_port is None else ["--grpc-port", str(grpc_port)]
     process = _spawn(args + (["--faults"] if faults else []), log)
     url = f"http://127.0.0.1:{port}"

@@ -7,7 +7,9 @@ from collections.abc import Sequence
 
 import faust
 
+from streams.core.allowlist import AllowedDestinations
 from streams.core.routing import CompiledCollector
+from streams.core.secrets import SecretBox
 from streams.delivery.poster import Poster, RetryPolicy
 from streams.kafka.control_topic import ControlReader, ControlWriter
 from streams.worker.agents import register_agents
@@ -25,11 +27,14 @@ from streams.worker.watchdog import LoopWatchdog
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: WorkerSettings, static: Sequence[CompiledCollector] = ()) -> tuple[faust.App, Runtime]:
+def create_app(
+    settings: WorkerSettings, box: SecretBox, static: Sequence[CompiledCollector] = ()
+) -> tuple[faust.App, Runtime]:
     """A configured Faust app and the runtime its agents share.
 
-    Collectors come from the control topic (managed through the API) and from ``static``, a configuration
-    file's collectors. The agents start once the control topic has been read to its end.
+    Collectors come from the control topic (managed through the API; their keys opened with ``box``) and from
+    ``static``, a configuration file's collectors. The agents start once the control topic has been read to
+    its end.
     """
     app = App(
         settings.app_id,
@@ -42,6 +47,7 @@ def create_app(settings: WorkerSettings, static: Sequence[CompiledCollector] = (
         topic_replication_factor=1,
         consumer_auto_offset_reset="earliest",
         web_host=settings.web_host,
+        web_bind=settings.web_host,
         web_port=settings.web_port,
         web_in_thread=False,
         Monitor=QuietMonitor,
@@ -60,6 +66,8 @@ def create_app(settings: WorkerSettings, static: Sequence[CompiledCollector] = (
     runtime = Runtime(
         settings=settings,
         poster=Poster(timeout_s=settings.http_timeout_s, retry=RetryPolicy(max_s=settings.retry_max_backoff_s)),
+        box=box,
+        allowed=allowed_destinations(settings),
         static=list(static),
     )
     runtime.rebuild()
@@ -117,3 +125,11 @@ def create_app(settings: WorkerSettings, static: Sequence[CompiledCollector] = (
         await runtime.models.close()
 
     return app, runtime
+
+
+def allowed_destinations(settings: WorkerSettings) -> AllowedDestinations | None:
+    """The worker's allow-list of destinations, None when it is not set (any destination)."""
+    if not settings.allowed_destinations.strip():
+        return None
+    option = "COLLECTORS_ALLOWED_DESTINATIONS (or `collectors worker --allowed-destination URL`) on every worker"
+    return AllowedDestinations.parse(settings.allowed_destinations, option=option)

@@ -25,9 +25,10 @@ from streams.core import ledger as outcome
 from streams.core.ledger import Ledger
 from streams.core.models import ModelRefused
 from streams.core.routing import CompiledCollector, DestinationKey
+from streams.core.secrets import redact
 from streams.core.selection import after_queue_passes, refund
 from streams.delivery.batching import Batcher, BatchRules
-from streams.delivery.poster import AuthFailure, PermanentRequestFailure, Withdrawn, redact
+from streams.delivery.poster import AuthFailure, PermanentRequestFailure, Withdrawn
 from streams.worker.faust_tuning import EventReader
 from streams.worker.runtime import Runtime
 from streams.worker.tables import PartitionLedgers, PartitionState, StateWrites

@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from schemas.management import collector_key
+from streams.core.allowlist import AllowedDestinations
 from streams.core.clock import utc_now
 from streams.core.ledger import Ledger
 from streams.core.registry import compile_stored
 from streams.core.routing import CollectorIndex, CompiledCollector
+from streams.core.secrets import SecretBox, seal_document
 from streams.delivery.poster import Poster
 from streams.kafka.control_topic import ControlWriter
 from streams.models.gateway import ModelGateway
@@ -27,6 +29,10 @@ log = logging.getLogger(__name__)
 class Runtime:
     settings: WorkerSettings
     poster: Poster
+    box: SecretBox
+    """Opens the keys of the control topic's collectors (and seals those it writes back)."""
+    allowed: AllowedDestinations | None = None
+    """The destinations stored collectors may post to (None: any)."""
     static: list[CompiledCollector] = field(default_factory=list)
     index: CollectorIndex = field(default_factory=CollectorIndex)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
@@ -60,7 +66,7 @@ class Runtime:
             log_changes(before, {c.id: c for c in self.index})
 
     def rebuild(self) -> None:
-        stored, errors = compile_stored(self.control_state)
+        stored, errors = compile_stored(self.control_state, self.box, self.allowed)
         static = [c.paused(self.error_pauses[c.id]) if c.id in self.error_pauses else c for c in self.static]
         self.index = CollectorIndex([*static, *stored])
         for collector in self.index:
@@ -82,6 +88,7 @@ class Runtime:
         else:
             updated = {**document, "last_error": reason, "modified_at": utc_now()}
             updated["collector"] = {**document["collector"], "status": "paused"}
+            updated = seal_document(updated, self.box)  # a record in clear from an earlier version is sealed now
             self.control_state[key] = updated
             await self.control_writer.put(key, updated)
         self.rebuild()

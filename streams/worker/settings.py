@@ -16,32 +16,59 @@ class WorkerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="COLLECTORS_", extra="forbid")
 
-    app_id: str = Field(default="collectors", description="Faust app id: the consumer group of all workers.")
+    app_id: str = Field(
+        default="collectors",
+        description="The workers' group: workers with the same id share the partitions and the collectors.",
+    )
     broker: str = Field(default="kafka://127.0.0.1:9092", description="Kafka bootstrap, as kafka://host:port.")
     config: Path | None = Field(
         default=None, description="A static collectors file (YAML or JSON), besides the managed collectors."
     )
-    predictions_topic: str = "predictions"
-    queue_topic: str = "collectors-queue"
-    dead_letter_topic: str = "collectors-dead-letters"
+    predictions_topic: str = Field(default="predictions", description="The topic model servers publish predictions to.")
+    queue_topic: str = Field(
+        default="collectors-queue",
+        description="The topic of selected records waiting to be posted (keyed by collector).",
+    )
+    dead_letter_topic: str = Field(
+        default="collectors-dead-letters",
+        description="Where malformed events and inputs a destination refused go, with the reason.",
+    )
     control_topic: str = Field(default="collectors-control", description="Compacted topic of managed collectors.")
     partitions: int = Field(default=4, ge=1, description="Partitions of the topics the worker creates.")
-    web_host: str = "127.0.0.1"
-    web_port: int = 6066
-    data_dir: Path = Path(".collectors/worker")
+    web_host: str = Field(
+        default="127.0.0.1",
+        description="Address the web server (stats, health, metrics) binds: loopback lets only this host read"
+        " them; 0.0.0.0 exposes them to the network.",
+    )
+    web_port: int = Field(default=6066, description="Port of those endpoints; each worker on one host needs its own.")
+    allowed_destinations: str = Field(
+        default="",
+        description="Comma-separated base URLs the control topic's collectors may post to; a collector naming"
+        " another is paused with its reason. Empty: any (set it in production, as the management API's list).",
+    )
+    data_dir: Path = Field(default=Path(".collectors/worker"), description="The worker's local state (Faust's tables).")
     stream_buffer_maxsize: int = Field(
         default=20_000,
         ge=1,
-        description="Records Faust buffers per agent (Faust's default 4096 throttled a poll's worth of records).",
+        description="Records buffered per agent between Kafka and the agent; lower it to save memory on a small"
+        " machine, at some throughput.",
     )
     fetch_max_wait_ms: int = Field(
         default=50,
         ge=0,
-        description="How long a fetch request waits for data on the broker (Faust's 1,500 held back every other"
-        " partition's records while one request waited on partitions with nothing new).",
+        description="How long a fetch request waits on the broker for new data. One fetch is in flight per broker,"
+        " so this is how long a partition with data may wait behind partitions without; raise it only to make"
+        " fewer idle fetches on a quiet topic.",
     )
-    select_batch_size: int = Field(default=2000, ge=1)
-    select_batch_within_s: float = Field(default=0.05, gt=0)
+    select_batch_size: int = Field(
+        default=2000,
+        ge=1,
+        description="Predictions the selecting agent handles at once before saving its ledgers; larger saves a little"
+        " CPU under a steady backlog and redoes more work after a crash.",
+    )
+    select_batch_within_s: float = Field(
+        default=0.05, gt=0, description="How long the selecting agent waits to fill a batch, at most."
+    )
     post_batch_size: int = Field(
         default=MAX_INPUTS_PER_REQUEST, ge=1, le=MAX_INPUTS_PER_REQUEST, description="Inputs per request, at most."
     )
@@ -53,10 +80,16 @@ class WorkerSettings(BaseSettings):
         default=8192, ge=1, description="Queue records held for fuller batches; beyond, the queue is not fetched."
     )
     post_concurrency: int = Field(default=4, ge=1, description="Requests in flight per worker, at most.")
-    max_event_bytes: int = Field(default=1_048_576, ge=1024)
-    max_event_depth: int = Field(default=32, ge=4)
-    http_timeout_s: float = Field(default=10.0, gt=0)
-    retry_max_backoff_s: float = Field(default=30.0, gt=0)
+    max_event_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Larger events are dead-lettered without being decoded."
+    )
+    max_event_depth: int = Field(
+        default=32, ge=4, description="Events whose input data nests deeper than this are dead-lettered."
+    )
+    http_timeout_s: float = Field(default=10.0, gt=0, description="Each request to a destination times out after this.")
+    retry_max_backoff_s: float = Field(
+        default=30.0, gt=0, description="The longest wait between retries of a failed request; shorter recovers faster."
+    )
     gc_young_threshold: int = Field(
         default=50_000,
         ge=0,

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
 from importlib import resources
 from pathlib import Path
 
+import click
 import orjson
 import pytest
 import yaml
@@ -128,6 +130,57 @@ def test_validate_accepts_every_example_and_warns_of_unset_keys() -> None:
         result = run("validate", "-f", str(path), env={"PETS_APP_KEY": ""})
         assert result.exit_code == 0, result.output
         assert "PETS_APP_KEY is not set" in result.stderr
+
+
+def test_validate_accepts_what_get_o_yaml_prints_and_warns_a_worker_cannot_run_it(tmp_path: Path) -> None:
+    path = tmp_path / "got.yaml"
+    source = {"model_user_id": "u", "model_app_id": "a", "model_id": "m"}
+    destination = {"base_url": "http://127.0.0.1:1", "user_id": "u", "app_id": "a"}  # no key: apply keeps it
+    collector = {"id": "c", "source": source, "destination": destination, "pre_queue_random_sample": 0.5}
+    path.write_text(yaml.safe_dump({"collectors": [collector]}), encoding="utf-8")
+    result = run("validate", "-f", str(path))
+    assert result.exit_code == 0, result.output
+    assert f"{path}: valid" in result.stdout
+    assert "collector 'c': no key: apply keeps the one stored with it, a worker cannot run it" in result.stderr
+
+
+def test_demo_on_a_taken_port_says_how_to_pick_another(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("demo", "--kafka-port", str(port), "--workdir", str(tmp_path / "demo"))
+    assert result.exit_code == 1, result.output
+    assert f"127.0.0.1:{port} is already in use" in result.stderr
+    assert "COLLECTORS_KAFKA_PORT=PORT make demo" in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def _commands(command: click.Command, path: str) -> list[tuple[str, click.Command]]:
+    """Every command under ``command``, loading the lazy ones."""
+    if not isinstance(command, click.Group):
+        return [(path, command)]
+    with click.Context(command) as ctx:
+        subs = [(name, command.get_command(ctx, name)) for name in command.list_commands(ctx)]
+    return [pair for name, sub in subs if sub is not None for pair in _commands(sub, f"{path} {name}")]
+
+
+def test_every_option_of_every_command_says_what_it_does() -> None:
+    silent = [
+        f"{path} {param.opts[0]}"
+        for path, command in _commands(main, "collectors")
+        for param in command.params
+        if isinstance(param, click.Option) and not param.help and "--help" not in param.opts
+    ]
+    assert len(_commands(main, "collectors")) > 40
+    assert not silent, "options without a help line: " + ", ".join(silent)
+
+
+def test_an_invalid_worker_setting_is_named_by_its_variable() -> None:
+    result = run("worker", env={"COLLECTORS_PARTITIONS": "0", "COLLECTORS_POST_CONCURRENCY": "many"})
+    assert result.exit_code == 2, result.output
+    assert "COLLECTORS_PARTITIONS: Input should be greater than or equal to 1, got '0'" in result.stderr
+    assert "COLLECTORS_POST_CONCURRENCY: Input should be a valid integer" in result.stderr
 
 
 # --- version, schema ---------------------------------------------------------------------------------

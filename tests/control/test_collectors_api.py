@@ -6,9 +6,12 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import aiohttp
 import pytest
 
 from streams.services.destination.store import Store
+from streams.services.management.api import running as control_running
+from streams.tools.localkafka.broker import LocalKafka
 from streams.tools.localstack import free_port
 
 from .conftest import collector
@@ -316,12 +319,20 @@ async def test_a_user_wide_post_key_of_the_owner_is_accepted(api: Api, keys: Key
     assert status == 200, body
 
 
-async def test_unreachable_destination_is_502_and_stores_nothing(api: Api, keys: Keys) -> None:
+async def test_unreachable_destination_is_502_and_stores_nothing(
+    kafka: LocalKafka, control_topic: str, destination: str, keys: Keys
+) -> None:
     gone = f"http://127.0.0.1:{free_port()}"
-    batch = [collector("good", api.destination, keys.post), collector("gone", gone, keys.post)]
-    status, body = await api.call("POST", "collectors", {"collectors": batch})
-    assert_refused(status, body, 502, 40034, gone, "nothing was stored")
-    assert await stored_ids(api) == []
+    allowed = [destination, gone]
+    async with (
+        control_running(kafka.bootstrap_servers, control_topic, destination, allowed_destinations=allowed) as url,
+        aiohttp.ClientSession() as http,
+    ):
+        api = Api(http, url, destination, keys.owner)
+        batch = [collector("good", api.destination, keys.post), collector("gone", gone, keys.post)]
+        status, body = await api.call("POST", "collectors", {"collectors": batch})
+        assert_refused(status, body, 502, 40034, gone, "nothing was stored")
+        assert await stored_ids(api) == []
 
 
 async def test_keys_never_appear_in_full_in_any_response(api: Api, keys: Keys) -> None:

@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from streams.core.secrets import SecretBox, generate_secret
 from streams.services.management.api import Catalog, ControlCode, create_app
 from streams.services.management.auth import KeyIntrospection
 
@@ -18,7 +19,8 @@ DOCS = Path(__file__).parents[2] / "docs" / "API.md"
 @pytest.fixture
 async def served() -> AsyncIterator[tuple[aiohttp.ClientSession, str, web.Application]]:
     async with aiohttp.ClientSession() as http:
-        app = create_app(Catalog("127.0.0.1:1", "unused"), KeyIntrospection(http), "http://127.0.0.1:1")
+        catalog = Catalog("127.0.0.1:1", "unused", SecretBox([generate_secret()]))
+        app = create_app(catalog, KeyIntrospection(http), "http://127.0.0.1:1")
         runner = web.AppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)

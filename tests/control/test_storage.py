@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from schemas.management import StoredCollector, StoredWorkflow
+from streams.core.secrets import load_box, open_document
 from streams.kafka.control_topic import ControlReader, ControlWriter
 from streams.services.management.api import running
 from streams.tools.localkafka.broker import LocalKafka
@@ -25,7 +27,7 @@ async def read_state(kafka: LocalKafka, topic: str) -> dict[str, dict[str, objec
         await reader.stop()
 
 
-async def test_records_hold_the_clear_key_for_the_workers(
+async def test_records_hold_the_key_sealed_for_the_workers(
     api: Api, keys: Keys, kafka: LocalKafka, control_topic: str
 ) -> None:
     await api.call(
@@ -36,7 +38,10 @@ async def test_records_hold_the_clear_key_for_the_workers(
     )
     state = await read_state(kafka, control_topic)
     assert sorted(state) == ["collector/alice/photos/dogs", "workflow/alice/photos/w"]
-    stored = StoredCollector.model_validate(state["collector/alice/photos/dogs"])
+    record = state["collector/alice/photos/dogs"]
+    assert keys.post not in orjson.dumps(record).decode()
+    assert "key" not in record["collector"]["destination"]  # type: ignore[index]
+    stored = StoredCollector.model_validate(open_document(record, load_box()))
     assert stored.collector.destination.key is not None
     assert stored.collector.destination.key.get_secret_value() == keys.post
     assert (stored.user_id, stored.app_id, stored.collector.pre_queue_workflow_id) == ("alice", "photos", "w")

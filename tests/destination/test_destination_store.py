@@ -33,10 +33,33 @@ def test_keys_are_stored_hashed_in_sqlite(tmp_path: Path) -> None:
     content = b"".join(path.read_bytes() for path in files if path.is_file())
     for key in (clear, "demo-key-0123456789"):
         assert key.encode() not in content
-        assert hashlib.sha256(key.encode()).hexdigest().encode() in content
+        assert hashlib.sha256(key.encode()).hexdigest().encode() not in content, "salted, not a bare SHA-256"
+        assert b"hmac-sha256:" in content
     with Store(tmp_path / "sub" / "dest.db") as reopened:
         record = reopened.authenticate(clear)
         assert record is not None and record.scopes == frozenset({"All"})
+
+
+def test_two_databases_hash_one_key_differently(tmp_path: Path) -> None:
+    digests = []
+    for name in ("a.db", "b.db"):
+        with Store(tmp_path / name) as store:
+            store.bootstrap("alice", "photos", "same-key-0123456789", ["PostInputs"])
+            digests.append(store._rows("SELECT key_hash FROM api_keys")[0][0])
+    assert digests[0] != digests[1]
+
+
+def test_a_key_stored_unsalted_by_an_earlier_version_is_found_and_rehashed(tmp_path: Path) -> None:
+    with Store(tmp_path / "dest.db") as store:
+        key_id, clear = store.create_key("alice", None, ["All"]) if store.ensure_user("alice") else ("", "")
+        unsalted = hashlib.sha256(clear.encode()).hexdigest()
+        store._changed("UPDATE api_keys SET key_hash = ? WHERE key_id = ?", (unsalted, key_id))
+        record = store.authenticate(clear)
+        assert record is not None and record.key_id == key_id
+        [(stored,)] = store._rows("SELECT key_hash FROM api_keys")
+        assert stored.startswith("hmac-sha256:")
+        assert store.authenticate(clear) is not None
+        assert store.authenticate(clear + "x") is None
 
 
 def test_keys_are_stored_hashed_in_postgresql(postgres_url: str) -> None:
@@ -47,7 +70,7 @@ def test_keys_are_stored_hashed_in_postgresql(postgres_url: str) -> None:
         content = str(db.execute("SELECT * FROM api_keys").fetchall())
     for key in (clear, "demo-key-0123456789"):
         assert key not in content
-        assert hashlib.sha256(key.encode()).hexdigest() in content
+        assert hashlib.sha256(key.encode()).hexdigest() not in content, "salted, not a bare SHA-256"
     with open_store(postgres_url) as reopened:
         record = reopened.authenticate(clear)
         assert record is not None and record.scopes == frozenset({"All"})

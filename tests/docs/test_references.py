@@ -51,3 +51,43 @@ def test_a_missing_test_or_path_is_named() -> None:
         "`streams/no_such.py` does not exist",
         "link to `NOWHERE.md`, which does not exist",
     ]
+
+
+ANCHORED_LINK = re.compile(r"\]\(([^)\s#]*)#([^)\s]+)\)")
+HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*$", re.MULTILINE)
+FENCED = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
+
+
+def anchors_of(text: str) -> set[str]:
+    """The anchors GitHub gives a document's headings (lower case, punctuation dropped, spaces as dashes)."""
+    headings = HEADING.findall(FENCED.sub("", text))
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}
+
+
+def broken_anchors(text: str, name: str, folder: Path) -> list[str]:
+    """Each `[...](FILE#anchor)` of a document whose FILE has no heading of that anchor."""
+    broken = []
+    for number, line in enumerate(text.splitlines(), 1):
+        for target, anchor in ANCHORED_LINK.findall(line):
+            path = (folder / target) if target else folder / Path(name).name
+            if "://" in target or not path.is_file():
+                continue  # a missing file is reported by the test above
+            if anchor not in anchors_of(path.read_text(encoding="utf-8")):
+                broken.append(f"{name}:{number}: no section #{anchor} in {target or Path(name).name}")
+    return broken
+
+
+def test_links_to_a_section_find_it() -> None:
+    broken = [
+        entry
+        for doc in doc_files()
+        for entry in broken_anchors(doc.read_text(encoding="utf-8"), str(doc.relative_to(ROOT)), doc.parent)
+    ]
+    assert not broken, "links to sections that are not there:\n" + "\n".join(broken)
+
+
+def test_a_missing_section_is_named() -> None:
+    docs = ROOT / "docs"
+    text = "[a](OPERATIONS.md#metrics) [b](CLI.md#no-such-section) [c](#try-it)"
+    assert broken_anchors(text, "docs/X.md", docs) == ["docs/X.md:1: no section #no-such-section in CLI.md"]
+    assert broken_anchors("[c](#try-it)", "README.md", ROOT) == []

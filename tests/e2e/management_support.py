@@ -5,6 +5,7 @@ written through the API."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -68,20 +69,26 @@ class ControlApis:
         self.tmp_path = tmp_path
         self.started: list[Service] = []
 
-    def start(self, destination: Destination, *options: str) -> ControlApi:
-        """``options`` are more options of ``control serve``."""
+    def start(self, destination: Destination, *options: str, env: Mapping[str, str] | None = None) -> ControlApi:
+        """``options`` are more options of ``control serve``; ``env`` is laid over this process's environment."""
         port = free_port()
         log = self.tmp_path / f"control-api-{len(self.started)}.log"
-        args = ["control", "serve", "--port", str(port), "--broker", f"kafka://{self.kafka.bootstrap_servers}"]
-        args += ["--topic", self.topic, "--auth-url", destination.url, *options]
+        command = ["control", "serve", "--port", str(port), "--broker", f"kafka://{self.kafka.bootstrap_servers}"]
+        command += ["--topic", self.topic, "--auth-url", destination.url, *options]
         with log.open("ab") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "streams", *args], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                [sys.executable, "-m", "streams", *command],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **(env or {})},
             )
         url = f"http://127.0.0.1:{port}"
         service = Service(process, url, log)
         self.started.append(service)
         wait_http(f"{url}/readyz", timeout_s=60, process=process)
+        # and /openapi.json, which only this API serves: another service may have taken the port meanwhile
+        wait_http(f"{url}/openapi.json", timeout_s=10, process=process)
         return ControlApi(service, self.topic)
 
     def stop_all(self) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.delivery.poster import redact
+from streams.core.secrets import redact
 from streams.tools.localkafka.broker import LocalKafka
 from streams.tools.localstack import wait_settled
 from streams.tools.operations.commands import dlq

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -101,8 +102,16 @@ def destination() -> None:
     type=click.IntRange(0, 65535),
     help="Also serve PostInputs, ListInputs, GetInput and MyScopes over gRPC (clarifai.api.V2, no TLS) on this port.",
 )
-def serve(host: str, port: int, db: str, faults: bool, grpc_port: int | None) -> None:
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="warning",
+    show_default=True,
+    help="Least severe log lines written (keys are redacted at every level).",
+)
+def serve(host: str, port: int, db: str, faults: bool, grpc_port: int | None, log_level: str) -> None:
     """Serve the inputs API until SIGINT or SIGTERM."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def ready(url: str) -> None:
         click.echo(f"destination listening on {url} (db {redact_url(db)}{', faults on' if faults else ''})")
@@ -228,8 +237,8 @@ def inputs() -> None:
 @inputs.command("list")
 @click.argument("user_id")
 @click.argument("app_id")
-@click.option("--page", default=1, show_default=True, type=click.IntRange(min=1))
-@click.option("--per-page", default=128, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--page", default=1, show_default=True, type=click.IntRange(min=1), help="Page, from 1.")
+@click.option("--per-page", default=128, show_default=True, type=click.IntRange(1, 1000), help="Inputs per page.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @db_option
 def inputs_list(user_id: str, app_id: str, page: int, per_page: int, as_json: bool, db: str) -> None:

@@ -7,6 +7,7 @@ PostgreSQL's is in `postgres.py`. `backends.open_store` picks one from a path or
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import secrets
 import sqlite3
@@ -40,6 +41,10 @@ INPUTS_ORDER_INDEX = "CREATE INDEX IF NOT EXISTS inputs_in_order ON inputs (user
 empty for SQLite, whose indexes end with the rowid)."""
 
 USERS_AND_APPS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS key_salt (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    salt TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS users (
     id TEXT PRIMARY KEY,
     created_at TEXT NOT NULL
@@ -161,8 +166,16 @@ class StoredInput:
         return {"id": self.input_id, "data": self.data, "created_at": self.created_at}
 
 
-def hash_key(clear_key: str) -> str:
-    """The sha256 hex digest under which a key is stored."""
+SALTED = "hmac-sha256:"
+
+
+def hash_key(clear_key: str, salt: bytes) -> str:
+    """The salted digest under which a key is stored: HMAC-SHA256 of the key under the database's salt."""
+    return SALTED + hmac.new(salt, clear_key.encode(), hashlib.sha256).hexdigest()
+
+
+def unsalted_hash(clear_key: str) -> str:
+    """The digest earlier versions stored (SHA-256 without salt), found once and replaced by the salted one."""
     return hashlib.sha256(clear_key.encode()).hexdigest()
 
 
@@ -247,10 +260,22 @@ class BaseStore(ABC):
         self.close()
 
     def _create_tables(self, schema: str) -> None:
+        """Create the tables, and the database's random salt of key digests (once; kept in the database)."""
         with self._transaction():
             for statement in schema.split(";"):
                 if statement.strip():
                     self._changed(statement)
+            made = secrets.token_hex(32)
+            self._changed("INSERT INTO key_salt (id, salt) VALUES (1, ?) ON CONFLICT DO NOTHING", (made,))
+            row = self._row("SELECT salt FROM key_salt WHERE id = 1", ())
+        assert row is not None
+        self._salt = bytes.fromhex(row[0])
+
+    _salt = b""
+
+    def _key_hash(self, clear_key: str) -> str:
+        """The key's salted digest."""
+        return hash_key(clear_key, self._salt)
 
     def _row(self, query: str, args: Sequence[Any]) -> tuple[Any, ...] | None:
         rows = self._rows(query, args)
@@ -344,7 +369,7 @@ class BaseStore(ABC):
             self._changed(
                 "INSERT INTO api_keys (key_id, key_hash, user_id, app_id, scopes, revoked, created_at)"
                 " VALUES (?, ?, ?, ?, ?, FALSE, ?)",
-                (key_id, hash_key(clear_key), user_id, app_id, " ".join(sorted(wanted)), utc_now()),
+                (key_id, self._key_hash(clear_key), user_id, app_id, " ".join(sorted(wanted)), utc_now()),
             )
         return key_id, clear_key
 
@@ -355,8 +380,26 @@ class BaseStore(ABC):
                 raise NotFoundError(f"no key with id {key_id}; see the ids with `key list`")
 
     def find_key(self, clear_key: str) -> KeyRecord | None:
-        """The record of a clear key, revoked or not; None if unknown."""
-        return self._key_where("key_hash = ?", hash_key(clear_key))
+        """The record of a clear key, revoked or not; None if unknown.
+
+        Looked up by digest, and the digest compared in constant time; a key stored unsalted by an earlier
+        version is found once and its digest replaced by the salted one.
+        """
+        salted, unsalted = self._key_hash(clear_key), unsalted_hash(clear_key)
+        row = self._row(
+            "SELECT key_id, user_id, app_id, scopes, revoked, created_at, key_hash FROM api_keys"
+            " WHERE key_hash IN (?, ?)",
+            (salted, unsalted),
+        )
+        if row is None:
+            return None
+        record, stored = self._key_record(row[:-1]), row[-1]
+        if hmac.compare_digest(stored.encode(), unsalted.encode()):
+            with self._transaction():
+                self._changed("UPDATE api_keys SET key_hash = ? WHERE key_id = ?", (salted, record.key_id))
+        elif not hmac.compare_digest(stored.encode(), salted.encode()):
+            return None
+        return record
 
     def authenticate(self, clear_key: str) -> KeyRecord | None:
         """The record of a usable (known, not revoked) key; None otherwise."""

@@ -5,7 +5,10 @@ Every call is authorised by the destination service (MyScopes): the caller's key
 the path and cover the app. A write is validated whole (fields, references, workflow compilation, each
 collector's post key at its destination) before anything is written; then the API waits until its control
 reader has read the records back, so a read right after a write sees it. Keys are stored in the topic and
-never returned: responses show ``destination.key`` redacted. docs/API.md documents every call and code.
+never returned: responses show ``destination.key`` redacted. Keys are sealed with the deployment's secret before
+they are written (``streams/core/secrets.py``), destinations must be on the allow-list before anything is asked of
+them, and bodies and request rates are bounded (``guard.py``). docs/API.md documents every call and code;
+docs/SECURITY.md what is protected and how.
 """
 
 from __future__ import annotations
@@ -26,16 +29,28 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from schemas.collectors import Collector, Workflow
 from schemas.management import StoredCollector, StoredWorkflow, collector_key, workflow_key
+from streams.core.allowlist import AllowedDestinations
 from streams.core.clock import utc_now
 from streams.core.routing import compile_collector
+from streams.core.secrets import (
+    KEY_REDACTION,
+    SecretBox,
+    Undecryptable,
+    load_box,
+    opened_or_keyless,
+    redact,
+    resealed,
+    same_key,
+    seal_document,
+)
 from streams.core.workflows import WorkflowError, compile_nodes
-from streams.delivery.poster import redact
 from streams.kafka.control_topic import ControlReader, ControlWriter
 from streams.kafka.probe import BrokerProbe
 from streams.services.clarifai_grpc import bridged
 from streams.services.destination.store import KeyRecord
 from streams.services.management.auth import KeyIntrospection, KeyRefused, Unreachable, caller_problem, header_key
 from streams.services.management.funnel import FunnelWatch, Watched
+from streams.services.management.guard import CONN_THROTTLED, REQUEST_TOO_LARGE, Limits, guard_middleware
 from streams.services.management.metrics import ApiMetrics, KeyCheck, note_key_check
 from streams.services.management.observe import Observe
 from streams.services.management.openapi import openapi_document
@@ -72,6 +87,9 @@ class ControlCode(IntEnum):
     UPSTREAM_UNREACHABLE = 40034  # EXTERNAL_CONNECTION_ERROR
     COLLECTOR_MISSING = 52000
     STORE_UNAVAILABLE = 98006  # INTERNAL_DATABASE_ISSUE: Kafka refused the write
+    CONN_THROTTLED = CONN_THROTTLED  # a key over its request rate
+    DESTINATION_NOT_ALLOWED = 30103  # INPUT_PERMISSION_DENIED: a destination outside the allow-list
+    REQUEST_TOO_LARGE = REQUEST_TOO_LARGE  # RPC_MAX_MESSAGE_SIZE_EXCEEDED: a body over the limit
 
 
 class Refusal(Exception):
@@ -105,8 +123,8 @@ def _ok(**extra: Any) -> web.Response:
 # --- stored documents and their views ---------------------------------------------------------------------
 
 
-def stored_document(stored: StoredCollector | StoredWorkflow) -> dict[str, Any]:
-    """The record written to the control topic: the stored model as JSON, a collector's key in clear."""
+def clear_document(stored: StoredCollector | StoredWorkflow) -> dict[str, Any]:
+    """The stored model as JSON, a collector's key in clear (never written as it is: see :func:`seal_document`)."""
     document = stored.model_dump(mode="json")
     if isinstance(stored, StoredCollector) and stored.collector.destination.key is not None:
         document["collector"]["destination"]["key"] = stored.collector.destination.key.get_secret_value()
@@ -123,8 +141,15 @@ def workflow_view(stored: StoredWorkflow) -> dict[str, Any]:
 
 
 def _same_content(old: StoredCollector | StoredWorkflow, new: StoredCollector | StoredWorkflow) -> bool:
-    """Whether an overwrite changes nothing but ``modified_at`` (then nothing is written)."""
-    return {**stored_document(old), "modified_at": ""} == {**stored_document(new), "modified_at": ""}
+    """Whether an overwrite changes nothing but ``modified_at`` (then nothing is written); keys are compared in
+    constant time (the JSON dumps show them masked)."""
+    if (
+        isinstance(old, StoredCollector)
+        and isinstance(new, StoredCollector)
+        and not same_key(_key_of(old.collector), _key_of(new.collector))
+    ):
+        return False
+    return {**old.model_dump(mode="json"), "modified_at": ""} == {**new.model_dump(mode="json"), "modified_at": ""}
 
 
 # --- the control topic as a store --------------------------------------------------------------------------
@@ -134,7 +159,8 @@ class Catalog:
     """Collectors and workflows of every app: read from a running :class:`ControlReader`, written through a
     :class:`ControlWriter`; writes of one app are serialised so checks and writes cannot interleave."""
 
-    def __init__(self, bootstrap: str, topic: str, *, read_wait_s: float = 10.0) -> None:
+    def __init__(self, bootstrap: str, topic: str, box: SecretBox, *, read_wait_s: float = 10.0) -> None:
+        self.box = box
         self._writer = ControlWriter(bootstrap, topic)
         self._reader = ControlReader(bootstrap, topic, on_change=self._on_change)
         self._changed = asyncio.Event()
@@ -188,15 +214,30 @@ class Catalog:
         found: dict[str, Stored] = {}
         for key in sorted(k for k in state if k.startswith(prefix)):
             try:
-                found[key.removeprefix(prefix)] = model.model_validate(state[key])
+                found[key.removeprefix(prefix)] = model.model_validate(self._opened(state[key]))
             except ValidationError as exc:  # logged without the rejected values: they may hold a key
                 log.warning(
                     "control record %s is not a valid %s; ignored (%s)", key, model.__name__, _field_errors(exc, "")
                 )
         return found
 
+    def _opened(self, document: dict[str, Any]) -> dict[str, Any]:
+        """A stored document with its key opened; keyless, with why as its last error, when no secret opens it."""
+        opened, problem = opened_or_keyless(document, self.box)
+        return opened if problem is None else {**opened, "last_error": problem}
+
+    def sealed(self, key: str) -> bool:
+        """Whether the stored record under ``key`` needs no sealing (sealed with the newest secret, or keyless)."""
+        document = self._reader.state.get(key)
+        try:
+            return document is None or resealed(document, self.box) is None
+        except Undecryptable:
+            return True  # only a new key can fix it
+
     async def write(self, records: Sequence[tuple[str, dict[str, Any] | None]]) -> None:
-        """Write the records (None deletes), then wait until the reader has read them back."""
+        """Write the records (None deletes; collectors' keys are sealed), then wait until the reader has read
+        them back."""
+        records = [(key, None if value is None else seal_document(value, self.box)) for key, value in records]
         try:
             for key, value in records:
                 await self._writer.put(key, value)
@@ -224,6 +265,8 @@ class Catalog:
 
 
 CATALOG = web.AppKey("catalog", Catalog)
+ALLOWED = web.AppKey("allowed", AllowedDestinations)
+ALLOW_OPTION = "`collectors control serve --allowed-destination URL` (or COLLECTORS_ALLOWED_DESTINATIONS)"
 KEYS = web.AppKey("keys", KeyIntrospection)
 AUTH_URL = web.AppKey("auth_url", str)
 DESTINATION_URL = web.AppKey("destination_url", str)
@@ -293,6 +336,7 @@ async def _authorize(request: web.Request) -> None:
         if refusal.http_status in KEY_REFUSALS:  # the auth service's answer about the key
             note_key_check(request, KEY_REFUSALS[refusal.http_status])
         raise
+    KEY_REDACTION.remember(clear_key)
     problem = caller_problem(record, user_id, app_id)
     note_key_check(request, "ok" if problem is None else "other_app")
     if problem is not None:
@@ -545,6 +589,21 @@ def _parse_workflow(raw: Any, where: str) -> Workflow:
     return workflow
 
 
+def _check_destinations(request: web.Request, collectors: Sequence[Collector]) -> None:
+    """Every collector's destination is on the allow-list: nothing is asked of any other address."""
+    allowed = request.app[ALLOWED]
+    for index, collector in enumerate(collectors):
+        KEY_REDACTION.remember(_key_of(collector))
+        problem = allowed.problem(collector.destination.base_url)
+        if problem is not None:
+            raise Refusal(
+                403,
+                ControlCode.DESTINATION_NOT_ALLOWED,
+                "Destination not allowed",
+                f"collectors[{index}].destination.base_url: {problem}; nothing was stored",
+            )
+
+
 def _key_of(collector: Collector) -> str:
     """The collector's clear key (every collector the API accepts has one)."""
     return collector.destination.key.get_secret_value() if collector.destination.key is not None else ""
@@ -628,12 +687,15 @@ async def _write_collectors(request: web.Request, *, overwrite: bool) -> web.Res
     async with catalog.lock(user_id, app_id):
         existing = catalog.collectors(user_id, app_id)
         _check_presence("collector", _raw_ids(raw_items), existing, user_id, app_id, overwrite=overwrite)
-        kept_keys = {cid: _key_of(stored.collector) for cid, stored in existing.items()} if overwrite else {}
+        kept_keys = {cid: _key_of(stored.collector) for cid, stored in existing.items() if _key_of(stored.collector)}
+        if not overwrite:
+            kept_keys = {}
         parsed = [
             _parse_collector(raw, f"collectors[{index}]", user_id, app_id, kept_keys, request.app[DESTINATION_URL])
             for index, raw in enumerate(raw_items)
         ]
         _check_unique("collectors", [collector.id for collector, _ in parsed])
+        _check_destinations(request, [collector for collector, _ in parsed])
         workflows = {wid: stored.workflow for wid, stored in catalog.workflows(user_id, app_id).items()}
         checks: list[tuple[str, Collector]] = []
         for index, (collector, key_given) in enumerate(parsed):
@@ -657,10 +719,11 @@ async def _write_collectors(request: web.Request, *, overwrite: bool) -> web.Res
                 modified_at=now,
                 last_error=previous.last_error if previous and collector.id not in checked else None,
             )
-            if previous is not None and _same_content(previous, stored):
+            record_key = collector_key(user_id, app_id, collector.id)
+            if previous is not None and _same_content(previous, stored) and catalog.sealed(record_key):
                 stored = previous
             else:
-                records.append((collector_key(user_id, app_id, collector.id), stored_document(stored)))
+                records.append((record_key, clear_document(stored)))
             result.append(stored)
         await catalog.write(records)
     return _ok(collectors=[collector_view(stored) for stored in result])
@@ -705,7 +768,7 @@ async def _write_workflows(request: web.Request, *, overwrite: bool) -> web.Resp
             if previous is not None and _same_content(previous, stored):
                 stored = previous
             else:
-                records.append((workflow_key(user_id, app_id, workflow.id), stored_document(stored)))
+                records.append((workflow_key(user_id, app_id, workflow.id), clear_document(stored)))
             result.append(stored)
         await catalog.write(records)
     return _ok(workflows=[workflow_view(stored) for stored in result])
@@ -804,6 +867,8 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Refusal as exc:
         log.info("%s %s refused: %d %s", request.method, request.path, exc.code, exc.details)
         return _reply(exc.http_status, exc.code, exc.description, exc.details)
+    except web.HTTPRequestEntityTooLarge:
+        raise  # answered by the guard, which knows the limit
     except web.HTTPException as exc:
         if exc.status == 404:
             details = f"no route {request.method} {request.path}; see GET /openapi.json"
@@ -825,17 +890,26 @@ def create_app(
     *,
     watched: Watched | None = None,
     probe: BrokerProbe | None = None,
+    allowed: AllowedDestinations | None = None,
+    limits: Limits | None = None,
 ) -> web.Application:
     """The management web app over a catalog; keys are checked with ``auth_url``'s MyScopes, and a collector
     naming no destination base URL posts to ``destination_url`` (default: ``auth_url``). Calls are answered
     once the catalog has read the control topic (the probes at once); ``watched`` names the workers whose
-    funnels the page shows, ``probe`` the broker ``/readyz`` asks."""
+    funnels the page shows, ``probe`` the broker ``/readyz`` asks. Collectors may name the destinations
+    ``allowed`` (default: ``auth_url`` and ``destination_url``); bodies and each key's rate are bounded by
+    ``limits``."""
     metrics = ApiMetrics()
     watch = None if watched is None else FunnelWatch(watched, catalog.every_collector)
     observe = Observe(
         metrics=metrics, probe=probe, ready=catalog.ready, keys=keys, auth_url=auth_url.rstrip("/"), watch=watch
     )
-    app = web.Application(middlewares=[metrics.middleware(), observe.until_ready, _errors])
+    limits = limits or Limits()
+    app = web.Application(
+        middlewares=[metrics.middleware(), guard_middleware(limits), observe.until_ready, _errors],
+        client_max_size=limits.max_body_bytes,
+    )
+    app[ALLOWED] = allowed or AllowedDestinations([auth_url, destination_url or auth_url], option=ALLOW_OPTION)
     app[CATALOG] = catalog
     app[KEYS] = keys
     app[AUTH_URL] = auth_url.rstrip("/")
@@ -876,16 +950,31 @@ async def running(
     access_log: bool = False,
     destination_url: str | None = None,
     watched: Watched | None = None,
+    box: SecretBox | None = None,
+    allowed_destinations: Sequence[str] = (),
+    limits: Limits | None = None,
 ) -> AsyncIterator[str]:
     """Serve the API on host:port (0 = an ephemeral port) while the block runs; yields the base URL.
 
     The API listens at once (``/readyz`` answers 503 until ready), and answers calls once the control topic
     has been read to its end, before the block runs; outgoing calls (MyScopes) time out after ``timeout_s``.
+    Keys are sealed with ``box`` (default: the secrets of the environment, ``SecretError`` when there are
+    none); collectors may name ``allowed_destinations`` (default: ``auth_url`` and ``destination_url``).
     """
-    catalog = Catalog(broker, topic)
+    box = box or load_box()
+    default = [auth_url, destination_url or auth_url]
+    allowed = AllowedDestinations(allowed_destinations or default, option=ALLOW_OPTION)
+    catalog = Catalog(broker, topic, box)
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s))
     app = create_app(
-        catalog, KeyIntrospection(session), auth_url, destination_url, watched=watched, probe=BrokerProbe(broker)
+        catalog,
+        KeyIntrospection(session),
+        auth_url,
+        destination_url,
+        watched=watched,
+        probe=BrokerProbe(broker),
+        allowed=allowed,
+        limits=limits,
     )
     runner = web.AppRunner(app, access_log=log if access_log else None)
     try:
@@ -918,6 +1007,9 @@ async def serve(
     destination_url: str | None = None,
     grpc_port: int | None = None,
     watched: Watched | None = None,
+    box: SecretBox | None = None,
+    allowed_destinations: Sequence[str] = (),
+    limits: Limits | None = None,
 ) -> None:
     """Serve until ``stop`` is set; ``on_ready`` gets the base URL once listening (and the gRPC port, when
     ``grpc_port`` serves Clarifai's five Collector calls over gRPC too); ``watched``: the workers the funnel
@@ -934,6 +1026,9 @@ async def serve(
                 access_log=True,
                 destination_url=destination_url,
                 watched=watched,
+                box=box,
+                allowed_destinations=allowed_destinations,
+                limits=limits,
             )
         )
         if grpc_port is not None:

@@ -16,7 +16,7 @@ import aiohttp
 import orjson
 
 from schemas.collectors import Destination
-from streams.delivery.poster import redact
+from streams.core.secrets import redact
 from streams.services.destination.store import SCOPE_LIST_INPUTS, SCOPE_POST_INPUTS, KeyRecord
 
 SUCCESS = 10000

@@ -43,10 +43,15 @@ _APP_PARAMETERS = [
 _ERRORS = {
     "400": _reply("Invalid request (11102) or invalid workflow (22104); `details` names the field or node."),
     "401": _reply("No key (11008), or an unknown or revoked key (11009)."),
-    "403": _reply("The caller's key is not the app owner's, or a collector's key cannot post inputs (11007)."),
+    "403": _reply(
+        "The caller's key is not the app owner's, or a collector's key cannot post inputs (11007); or a collector's"
+        " destination is not on the allow-list (30103)."
+    ),
     "404": _reply("The auth service has no such app (11101), or no such collector (52000) or workflow (22102)."),
     "502": _reply("The auth service or a collector's destination did not answer (40034); nothing was stored."),
     "503": _reply("Kafka refused the write (98006)."),
+    "413": _reply("The body is over the size limit (40033)."),
+    "429": _reply("The key made too many requests (11005); retry after the seconds in the Retry-After header."),
 }
 _USER_APP_QUERY = [
     {

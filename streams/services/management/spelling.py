@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from schemas.management import StoredCollector
-from streams.delivery.poster import redact
+from streams.core.secrets import redact
 
 COLLECTOR_MISSING = 52000
 COLLECTOR_ACTIVE = 52001

@@ -21,15 +21,31 @@ def tap() -> None:
 @click.option("--upstream", required=True, help="Base URL of the model API to stand in front of (REST).")
 @click.option("--port", default=8070, show_default=True, type=click.IntRange(0, 65535), help="0 = any free port.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--grpc-port", type=click.IntRange(0, 65535), help="Also serve gRPC (V2/PostModelOutputs) here.")
+@click.option(
+    "--grpc-port",
+    type=click.IntRange(0, 65535),
+    help="Also serve gRPC here (service clarifai.api.V2: every call passed on, PostModelOutputs tapped).",
+)
 @click.option(
     "--upstream-grpc",
     metavar="TARGET",
     help="The upstream's gRPC address, host:port (plain) or https://host[:port] (TLS); needed with --grpc-port.",
 )
 @click.option("--auth-url", help="Where MyScopes tells who a key belongs to (GET /v2/myscopes). [default: --upstream]")
-@click.option("--broker", default="kafka://127.0.0.1:9092", show_default=True, envvar="COLLECTORS_BROKER")
-@click.option("--topic", default="predictions", show_default=True, envvar="COLLECTORS_PREDICTIONS_TOPIC")
+@click.option(
+    "--broker",
+    default="kafka://127.0.0.1:9092",
+    show_default=True,
+    envvar="COLLECTORS_BROKER",
+    help="Kafka bootstrap [env COLLECTORS_BROKER].",
+)
+@click.option(
+    "--topic",
+    default="predictions",
+    show_default=True,
+    envvar="COLLECTORS_PREDICTIONS_TOPIC",
+    help="Where the events go; it must exist [env COLLECTORS_PREDICTIONS_TOPIC].",
+)
 @click.option("--queue-records", default=10_000, show_default=True, type=click.IntRange(1), help="Events held at most.")
 @click.option(
     "--queue-bytes", default=64 * 1024 * 1024, show_default=True, type=click.IntRange(1), help="Bytes held at most."

@@ -206,7 +206,7 @@ class LocalKafka:
             if _port_open(self.host, port):
                 raise LocalKafkaError(
                     f"{self.host}:{port} is already in use by a process this home ({self.home}) did not "
-                    f"start; stop it, or pick other ports with --port (controller port = port + 1)"
+                    f"start; stop it, or pick another port (the controller takes port + 1)"
                 )
         java = java_executable()
         fetch_jars(self.version, self.libs_dir, self.echo)

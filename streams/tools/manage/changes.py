@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from schemas.collectors import Collector
-from streams.delivery.poster import redact
+from streams.core.secrets import redact
 from streams.services.management.spelling import project_fields
 
 VIEW_ONLY_FIELDS = ("created_at", "modified_at", "last_error")

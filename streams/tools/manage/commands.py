@@ -8,7 +8,7 @@ at the top level of the `collectors` command. Exit codes: 0 ok, 2 usage error, 3
 from __future__ import annotations
 
 import asyncio
-import logging
+import os
 import shlex
 import signal
 from collections.abc import Callable, Iterator, Sequence
@@ -22,6 +22,7 @@ import orjson
 from aiokafka.errors import KafkaError
 
 from schemas.management import CONTROL_TOPIC
+from streams.core.secrets import KEY_REDACTION
 from streams.tools import contexts
 from streams.tools.exits import EXIT_FAILURE, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE
 from streams.tools.manage import changes
@@ -37,7 +38,7 @@ class CommandFailed(click.ClickException):
     """A failure with its exit code; the message says what to do."""
 
     def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
+        super().__init__(KEY_REDACTION.scrub(message))
         self.exit_code = exit_code
 
 
@@ -90,6 +91,7 @@ def _caller(api: str | None, key: str | None, user_id: str | None, app_id: str |
             "(`collectors config set-context NAME --key-env VAR`)",
             EXIT_USAGE,
         )
+    KEY_REDACTION.remember(key)
     return Caller(
         ControlClient(api or contexts.setting("api") or DEFAULT_API, key),
         user_id or contexts.setting("user"),
@@ -507,10 +509,14 @@ MANAGEMENT_COMMANDS: tuple[click.Command, ...] = (create, apply, list_command, g
 
 def watched_options(func: F) -> F:
     """The workers whose funnels the page shows: their app id and topics (the workers' own settings)."""
-    page = "the workers' {}, for the funnel page at GET /"
+    page = "The workers' {}, for the funnel page at GET /."
     options = [
         click.option(
-            "--app-id", default="collectors", show_default=True, envvar="COLLECTORS_APP_ID", help=page.format("app id")
+            "--app-id",
+            default=contexts.default("app_id", "collectors"),
+            show_default="collectors, or the context's",
+            envvar="COLLECTORS_APP_ID",
+            help=page.format("app id"),
         ),
         click.option(
             "--predictions-topic",
@@ -553,8 +559,17 @@ def control() -> None:
     default=contexts.default("broker", "kafka://127.0.0.1:9092"),
     show_default="kafka://127.0.0.1:9092, or the context's",
     envvar="COLLECTORS_BROKER",
+    help="Kafka bootstrap [env COLLECTORS_BROKER].",
 )
-@click.option("--topic", default=CONTROL_TOPIC, show_default=True, envvar="COLLECTORS_CONTROL_TOPIC")
+@click.option(
+    "--control-topic",
+    "--topic",
+    "topic",
+    default=CONTROL_TOPIC,
+    show_default=True,
+    envvar="COLLECTORS_CONTROL_TOPIC",
+    help="The compacted topic collectors are stored in (the workers' --control-topic).",
+)
 @click.option(
     "--auth-url",
     required=True,
@@ -574,6 +589,23 @@ def control() -> None:
     help="Also serve Clarifai's Collector calls over gRPC (service clarifai.api.V2, no TLS) on this port.",
 )
 @click.option("--timeout", "timeout_s", default=10.0, show_default=True, help="Seconds allowed to each key check.")
+@click.option(
+    "--allowed-destination",
+    "allowed_destinations",
+    multiple=True,
+    help="A base URL collectors may post to; repeatable [env COLLECTORS_ALLOWED_DESTINATIONS, comma-separated]."
+    " Default: the --auth-url and --destination-url services.",
+)
+@click.option("--max-body-bytes", default=1_048_576, show_default=True, type=click.IntRange(1024), help="Largest body.")
+@click.option("--rate-per-key", default=20.0, show_default=True, type=click.FloatRange(min=0.01), help="Requests/s.")
+@click.option("--burst-per-key", default=100, show_default=True, type=click.IntRange(1), help="Requests at once.")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    help="Least severe log lines written (keys are redacted at every level).",
+)
 @watched_options
 def serve(
     host: str,
@@ -584,18 +616,48 @@ def serve(
     destination_url: str | None,
     grpc_port: int | None,
     timeout_s: float,
+    allowed_destinations: tuple[str, ...],
+    max_body_bytes: int,
+    rate_per_key: float,
+    burst_per_key: int,
+    log_level: str,
     log_format: str,
     **watched: str,
 ) -> None:
-    """Serve the management API until SIGINT or SIGTERM (and the funnel page of the workers at GET /)."""
+    """Serve the management API until SIGINT or SIGTERM (and the funnel page of the workers at GET /).
+
+    Keys are sealed with COLLECTORS_SECRET_KEY or COLLECTORS_SECRET_KEY_FILE (required; see docs/SECURITY.md).
+    """
+    from streams.core.allowlist import AllowedDestinations, AllowListError
     from streams.core.logformat import configure
+    from streams.core.secrets import SecretError, install_redaction, load_box
+    from streams.services.management.api import ALLOW_OPTION
     from streams.services.management.api import serve as serve_api
     from streams.services.management.funnel import Watched
+    from streams.services.management.guard import Limits
 
-    configure(logging.INFO, "json" if log_format == "json" else "text")
+    install_redaction()
+    configure(log_level, "json" if log_format == "json" else "text")
+    try:
+        box = load_box()
+    except SecretError as exc:
+        raise CommandFailed(str(exc), EXIT_USAGE) from None
+    allowed = list(allowed_destinations) or os.environ.get("COLLECTORS_ALLOWED_DESTINATIONS", "").split(",")
+    allowed = list(dict.fromkeys(url.strip() for url in allowed if url.strip())) or [
+        auth_url,
+        destination_url or auth_url,
+    ]
+    try:
+        AllowedDestinations(allowed, option=ALLOW_OPTION)
+    except AllowListError as exc:
+        raise CommandFailed(str(exc), EXIT_USAGE) from None
+    limits = Limits(max_body_bytes=max_body_bytes, requests_per_s=rate_per_key, burst=burst_per_key)
 
     def ready(url: str) -> None:
-        click.echo(f"management API listening on {url} (topic {topic} on {broker}, keys checked at {auth_url})")
+        click.echo(
+            f"management API listening on {url} (topic {topic} on {broker}, keys checked at {auth_url}, "
+            f"destinations allowed: {', '.join(allowed)})"
+        )
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -614,6 +676,9 @@ def serve(
             destination_url=destination_url,
             grpc_port=grpc_port,
             watched=Watched(broker, **watched),
+            box=box,
+            allowed_destinations=allowed,
+            limits=limits,
         )
 
     try:

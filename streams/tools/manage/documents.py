@@ -17,6 +17,7 @@ from typing import Any
 from schemas.collectors import Collector
 from streams.core.config import ConfigError, read_raw, resolve_key, validate_document
 from streams.core.operators.concept_map import load_graph
+from streams.core.secrets import KEY_REDACTION
 
 KEEP_STORED_KEY = "COLLECTORS_KEEP_STORED_KEY"
 """Stands in, while the document is validated, for the key of a collector given without one."""
@@ -71,9 +72,10 @@ def collector_body(collector: Collector) -> dict[str, Any]:
         body["destination"].pop("key", None)
         return body
     try:
-        body["destination"]["key"] = resolve_key(collector)
+        body["destination"]["key"] = key = resolve_key(collector)
     except ConfigError as exc:
         raise DocumentError(f"{exc}: set it, or give destination.key in the file") from None
+    KEY_REDACTION.remember(key)
     return body
 
 

@@ -76,7 +76,14 @@ def _ledger_report(ledger: Ledger, delivered_label: str = "posted", *, wide: boo
 @click.option("--worker", "workers", multiple=True, help="A worker's URL (repeat for each); default: read Kafka.")
 @click.option("--wide", is_flag=True, help="A column per workflow step (the default fits 100 columns).")
 @click.option("--watch", is_flag=True, help="Show it again every --interval seconds, until Ctrl-C.")
-@click.option("--interval", "interval_s", default=2.0, show_default=True, type=click.FloatRange(min=0.1))
+@click.option(
+    "--interval",
+    "interval_s",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Seconds between two --watch readings.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def stats_command(
     broker: str, app_id: str, workers: tuple[str, ...], wide: bool, watch: bool, interval_s: float, as_json: bool

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams.core.routing import CompiledCollector
+from streams.core.secrets import redact
 from streams.delivery.poster import (
     AuthFailure,
     BatchOutcome,
@@ -14,7 +15,6 @@ from streams.delivery.poster import (
     Poster,
     RetryPolicy,
     TransientFailure,
-    redact,
 )
 from streams.tools.operations.errors import Refused, Unreachable
 

@@ -9,15 +9,17 @@ from typing import Any
 
 import orjson
 
+from streams.core.secrets import redacted_document
 from streams.kafka.producing import bootstrap_address
 from streams.tools.operations.kafka import consumer, partitions
 
 
 def render(record: Any, *, as_json: bool) -> str:
-    """One record as a line: JSON for scripts, or ``partition/offset key value`` for people."""
+    """One record as a line: JSON for scripts, or ``partition/offset key value`` for people (a control record's
+    key in clear, written by an earlier version, redacted)."""
     value: Any
     try:
-        value = orjson.loads(record.value) if record.value is not None else None
+        value = redacted_document(orjson.loads(record.value)) if record.value is not None else None
     except orjson.JSONDecodeError:
         try:
             value = record.value.decode("utf-8")

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 from aiokafka.errors import KafkaConnectionError
 
+from streams.core.allowlist import AllowedDestinations, AllowListError
 from streams.core.config import ConfigError, load_index
 from streams.core.registry import compile_stored
 from streams.core.routing import CollectorIndex, CompiledCollector
+from streams.core.secrets import SecretError, install_redaction, load_box
 from streams.core.workflows import WorkflowError
 from streams.kafka.control_topic import ControlReader
 from streams.tools.operations.errors import Refused, UsageProblem
@@ -23,7 +26,16 @@ async def load_collectors(
 ) -> tuple[CollectorIndex, dict[str, str]]:
     """The collectors of a static file (optional) and of the control topic, combined as a worker combines
     them (a stored collector wins over a file's with the same qualified id); and the stored ones that
-    cannot run, with why."""
+    cannot run, with why. Keys are opened with the deployment's secrets and destinations checked against
+    ``COLLECTORS_ALLOWED_DESTINATIONS``, as a worker does."""
+    install_redaction()
+    try:
+        box = load_box()
+        allowed_list = os.environ.get("COLLECTORS_ALLOWED_DESTINATIONS", "")
+        option = "COLLECTORS_ALLOWED_DESTINATIONS"
+        allowed = AllowedDestinations.parse(allowed_list, option=option) if allowed_list.strip() else None
+    except (SecretError, AllowListError) as exc:
+        raise UsageProblem(str(exc)) from None
     static: list[CompiledCollector] = []
     if config is not None:
         try:
@@ -38,7 +50,7 @@ async def load_collectors(
         raise unreachable_kafka(broker, exc) from None
     finally:
         await reader.stop()
-    stored, errors = compile_stored(reader.state)
+    stored, errors = compile_stored(reader.state, box, allowed)
     return CollectorIndex([*static, *stored]), errors
 
 
