@@ -27,10 +27,12 @@ kcat:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq kcat >/dev/null; \
 	  else echo "kcat is missing: run 'sudo apt-get install kcat'"; exit 1; fi; }
 
-## bench: throughput of the pipeline against raw aiokafka and a naive Faust agent; the tap's added latency
+## bench: throughput of the pipeline against raw aiokafka and a naive Faust agent; the tap's added latency;
+## posting with a model node
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.tap
+	$(BIN)/python -m bench.models
 
 ## image: the collectors and Kafka images, built from Debian packages and a wheelhouse (no registry needed)
 image: $(STAMP)

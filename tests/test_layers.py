@@ -15,6 +15,7 @@ LAYERS = {
     "streams.core": 1,
     "streams.kafka": 2,
     "streams.delivery": 2,
+    "streams.models": 2,
     "streams.worker": 3,
     "streams.services": 4,
     "streams.tools": 5,

@@ -119,7 +119,9 @@ def compile_collector(
         pre.append(random_sample_step(collector.pre_queue_random_sample))
     if collector.pre_queue_workflow_id is not None:
         pre.extend(_compiled(workflows[collector.pre_queue_workflow_id], "pre", collector.id, shared))
-    first_stateful = next((i for i, step in enumerate(pre) if step.stateful), len(pre))
+    # From the first stateful step (its memory is partitioned by collector after the queue) or model call (I/O,
+    # batched by the posting agent) on, the pre-queue workflow runs after the queue.
+    first_stateful = next((i for i, step in enumerate(pre) if step.stateful or step.calls_model), len(pre))
     after = pre[first_stateful:]
     if collector.post_queue_workflow_id is not None:
         after.extend(_compiled(workflows[collector.post_queue_workflow_id], "post", collector.id, shared))

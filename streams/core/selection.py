@@ -12,6 +12,7 @@ from typing import Any
 from streams.core import ledger as outcome
 from streams.core.ids import input_id
 from streams.core.ledger import Ledger
+from streams.core.models import ModelCalls
 from streams.core.operators.base import Candidate
 from streams.core.routing import CollectorIndex, CompiledCollector
 
@@ -89,9 +90,7 @@ def queue_record(collector: CompiledCollector, event: dict[str, Any], candidate:
     }
     data["metadata"] = metadata
     if collector.spec.collect_outputs:
-        data["concepts"] = [
-            {"id": c["id"], "name": c.get("name") or c["id"], "value": c["value"]} for c in candidate.concepts
-        ]
+        data["concepts"] = labels_of(candidate.concepts)
     record: dict[str, Any] = {
         "collector_id": collector.id,
         "event_id": event["id"],
@@ -109,23 +108,45 @@ def queue_record(collector: CompiledCollector, event: dict[str, Any], candidate:
     return record
 
 
+def labels_of(concepts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Concepts as an input's labels: id, name (the id when it has none) and value."""
+    return [{"id": c["id"], "name": c.get("name") or c["id"], "value": c["value"]} for c in concepts]
+
+
 def after_queue_candidate(
-    collector: CompiledCollector, record: dict[str, Any], state: MutableMapping[str, Any] | None
+    collector: CompiledCollector,
+    record: dict[str, Any],
+    state: MutableMapping[str, Any] | None,
+    models: ModelCalls | None = None,
 ) -> Candidate:
-    """The candidate the steps after the queue judge, with the memory of stateful operators."""
-    return Candidate.of(collector.id, record["original"], state)
+    """The candidate the steps after the queue judge, with the memory of stateful operators and the way
+    ``model`` nodes call models."""
+    candidate = Candidate.of(collector.id, record["original"], state)
+    candidate.models = models
+    return candidate
 
 
 async def after_queue_passes(
-    collector: CompiledCollector, record: dict[str, Any], ledger: Ledger, state: MutableMapping[str, Any] | None = None
+    collector: CompiledCollector,
+    record: dict[str, Any],
+    ledger: Ledger,
+    state: MutableMapping[str, Any] | None = None,
+    models: ModelCalls | None = None,
 ) -> bool:
-    """Run the steps after the queue; count a stop under the node that stopped it."""
+    """Run the steps after the queue; count a stop under the node that stopped it, and the notes of ``model``
+    nodes (kept on error, skipped offline). A ``model`` node with ``use_as_labels`` makes the record's posted
+    labels its concepts. Raises ``ModelRefused`` when a model refused the input for good (``on_error: wait``)."""
     if not collector.after_queue.steps:
         return True
-    stopped_by = await collector.after_queue.run_async(after_queue_candidate(collector, record, state))
+    candidate = after_queue_candidate(collector, record, state, models)
+    stopped_by = await collector.after_queue.run_async(candidate)
+    for note in candidate.notes:
+        ledger.count(collector.id, note)
     if stopped_by is not None:
         ledger.filtered_after_queue(collector.id, stopped_by)
         return False
+    if candidate.labels is not None:
+        record["input"]["data"]["concepts"] = labels_of(candidate.labels)
     return True
 
 

@@ -2,7 +2,8 @@
 
 The steps that load images (``image_check``, ``near_duplicate``) fetch an image given by URL, as the worker
 would; offline, such a step does not judge an input whose image is a URL: the input passes it and is
-counted as not judged. Inline images (``base64``) are always judged.
+counted as not judged. Inline images (``base64``) are always judged. ``model`` nodes call the models given
+(``models``); without them (offline) they judge nothing: the input passes, counted as ``model_skipped:<node>``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from streams.core import ledger as outcome
 from streams.core.config import read_document
 from streams.core.decoding import DecodeError, decode_event
 from streams.core.ledger import Ledger
+from streams.core.models import ModelCalls
 from streams.core.operators.base import Candidate
 from streams.core.routing import CollectorIndex, CompiledCollector, build_index
 from streams.core.selection import after_queue_passes, select
@@ -65,8 +67,19 @@ def offline_index(config: Path) -> CollectorIndex:
 
 def fetching_steps(index: CollectorIndex) -> dict[str, tuple[str, ...]]:
     """By collector, the labels of its steps that load images (and fetch those given by URL)."""
-    found = {c.id: tuple(step.label for step in c.after_queue.steps if step.is_async) for c in index}
+    found = {c.id: tuple(step.label for step in c.after_queue.steps if _loads_images(step)) for c in index}
     return {cid: labels for cid, labels in found.items() if labels}
+
+
+def model_steps(index: CollectorIndex) -> dict[str, tuple[str, ...]]:
+    """By collector, the labels of its steps that call a model."""
+    found = {c.id: tuple(step.label for step in c.after_queue.steps if step.calls_model) for c in index}
+    return {cid: labels for cid, labels in found.items() if labels}
+
+
+def _loads_images(step: Step) -> bool:
+    """Steps doing I/O other than calling a model load images."""
+    return step.is_async and not step.calls_model
 
 
 async def simulate(
@@ -75,9 +88,10 @@ async def simulate(
     *,
     offline: bool = False,
     progress: Callable[[int], None] | None = None,
+    models: ModelCalls | None = None,
 ) -> SimulationReport:
     """What the worker would do with these events, without posting anything; ``progress`` is called with
-    the number of lines read after each line."""
+    the number of lines read after each line; ``model`` nodes call ``models`` (None: they do not judge)."""
     ledger = Ledger()
     state: dict[str, Any] = {}
     selected: dict[str, list[str]] = {c.id: [] for c in index}
@@ -98,7 +112,7 @@ async def simulate(
         ledger.events[outcome.DECODED] += 1
         queued, _rejected = select(event, index, ledger)
         for collector, record in queued:
-            if await after_queue_passes(watched[collector.id], record, ledger, state):
+            if await after_queue_passes(watched[collector.id], record, ledger, state, models):
                 ledger.count(collector.id, outcome.POSTED)
                 selected[collector.id].append(record["event_id"])
     return report
@@ -106,10 +120,11 @@ async def simulate(
 
 def _watched(collector: CompiledCollector, report: SimulationReport, offline: bool) -> CompiledCollector:
     """The collector with its image-loading steps counting URL fetches, or (offline) not judging them."""
-    if not collector.after_queue.is_async:
+    if not any(_loads_images(step) for step in collector.after_queue.steps):
         return collector
     steps = tuple(
-        _watch(collector.id, step, report, offline) if step.is_async else step for step in collector.after_queue.steps
+        _watch(collector.id, step, report, offline) if _loads_images(step) else step
+        for step in collector.after_queue.steps
     )
     return dataclasses.replace(collector, after_queue=Steps(steps))
 

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from schemas.collectors import Node
 from streams.core.operators import OPERATORS, Candidate, Decision, Stage
-from streams.core.operators.base import AsyncDecision
+from streams.core.operators.base import AsyncDecision, Operator
 from streams.core.operators.random_sample import RandomSampleParams
 from streams.core.operators.random_sample import build as build_random_sample
 
@@ -31,6 +31,7 @@ class Step:
     is_async: bool = False
     stateful: bool = False
     refund: Callable[[Candidate], None] | None = None
+    calls_model: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,10 @@ class Steps:
     @property
     def is_async(self) -> bool:
         return any(step.is_async for step in self.steps)
+
+    @property
+    def calls_model(self) -> bool:
+        return any(step.calls_model for step in self.steps)
 
     def run(self, candidate: Candidate) -> str | None:
         """None when the candidate passes every (synchronous) step, else the label of the step that stopped it."""
@@ -82,10 +87,27 @@ def compile_nodes(
     workflow_id: str,
 ) -> tuple[Step, ...]:
     """Compile a workflow's nodes for one stage; raise :class:`WorkflowError` on any bad node."""
+    _check_embeddings(nodes, collector_id, workflow_id)
     return tuple(
         _build(node, stage, collector_id, workflow_id, str(index)).step(f"{workflow_id}/{index}:{node.operator}")
         for index, node in enumerate(nodes)
     )
+
+
+def _check_embeddings(nodes: Sequence[Node], collector_id: str, workflow_id: str) -> None:
+    """A node judging embeddings needs a ``model`` node before it in its workflow."""
+    model_seen = False
+    for index, node in enumerate(nodes):
+        operators = [node.operator]
+        if node.operator == ANY_GROUP and isinstance(node.parameters.get("nodes"), list):
+            operators = [str(child.get("operator")) for child in node.parameters["nodes"] if isinstance(child, dict)]
+        found = [OPERATORS[name] for name in operators if name in OPERATORS]
+        if not model_seen and any(operator.needs_embedding for operator in found):
+            raise WorkflowError(
+                f"collector {collector_id!r}, workflow {workflow_id!r}, node {index} ({node.operator!r}): judges "
+                "the embedding of a `model` node, and no `model` node comes before it in this workflow"
+            )
+        model_seen = model_seen or any(operator.calls_model and not operator.needs_embedding for operator in found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +116,10 @@ class _Built:
     is_async: bool = False
     stateful: bool = False
     refund: Callable[[Candidate], None] | None = None
+    calls_model: bool = False
 
     def step(self, label: str) -> Step:
-        return Step(label, self.decide, self.is_async, self.stateful, self.refund)
+        return Step(label, self.decide, self.is_async, self.stateful, self.refund, self.calls_model)
 
 
 def _build(node: Node, stage: Stage, collector_id: str, workflow_id: str, where: str) -> _Built:
@@ -116,7 +139,8 @@ def _build(node: Node, stage: Stage, collector_id: str, workflow_id: str, where:
     except ValidationError as exc:
         raise WorkflowError(f"{context}: {_describe(exc)}") from None
     try:
-        decide = operator.build(params)
+        label = f"{workflow_id}/{where}:{node.operator}"
+        decide = operator.build(params, label) if _named(operator) else operator.build(params)
     except (OSError, ValueError) as exc:
         raise WorkflowError(f"{context}: {exc}") from None
     refund = operator.refund
@@ -125,7 +149,13 @@ def _build(node: Node, stage: Stage, collector_id: str, workflow_id: str, where:
         operator.is_async,
         operator.stateful,
         None if refund is None else (lambda candidate: refund(params, candidate)),
+        operator.calls_model,
     )
+
+
+def _named(operator: Operator) -> bool:
+    """Operators whose state or funnel notes are per node are built with their node's label."""
+    return operator.calls_model or operator.needs_embedding
 
 
 def _build_any(node: Node, stage: Stage, collector_id: str, workflow_id: str, where: str, context: str) -> _Built:
@@ -143,17 +173,18 @@ def _build_any(node: Node, stage: Stage, collector_id: str, workflow_id: str, wh
     # Each child judges its own copy, so one child's narrowing does not leak into the next;
     # the first child that passes hands its narrowed view on.
     stateful = any(child.stateful for child in children)
+    calls_model = any(child.calls_model for child in children)
     if any(child.is_async for child in children):
 
         async def any_of_async(candidate: Candidate) -> bool:
             for child in children:
                 trial = candidate.narrowed()
                 if await _decided(child.decide(trial)):
-                    candidate.concepts, candidate.regions = trial.concepts, trial.regions
+                    candidate.take_view(trial)
                     return True
             return False
 
-        return _Built(any_of_async, True, stateful)
+        return _Built(any_of_async, True, stateful, calls_model=calls_model)
 
     sync_children = [cast(Decision, child.decide) for child in children]
 
@@ -161,7 +192,7 @@ def _build_any(node: Node, stage: Stage, collector_id: str, workflow_id: str, wh
         for decide in sync_children:
             trial = candidate.narrowed()
             if decide(trial):
-                candidate.concepts, candidate.regions = trial.concepts, trial.regions
+                candidate.take_view(trial)
                 return True
         return False
 

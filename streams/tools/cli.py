@@ -232,12 +232,14 @@ def simulate(config: Path, events_file: Any, offline: bool, wide: bool, as_json:
 
     The steps that load images (image_check, near_duplicate) fetch the images given by URL, as a worker
     would; with --offline they fetch nothing and count those inputs as not judged. Inline (base64) images
-    are always judged. Progress goes to stderr.
+    are always judged. Model nodes call their models (one input at a time); with --offline they call none
+    and let inputs through unjudged (model_skipped in the funnel). Progress goes to stderr.
     """
     from streams.core.config import ConfigError
-    from streams.core.simulate import fetching_steps, offline_index
+    from streams.core.simulate import fetching_steps, model_steps, offline_index
     from streams.core.simulate import simulate as run
     from streams.core.workflows import WorkflowError
+    from streams.models.gateway import ModelGateway
     from streams.tools.progress import progress
 
     try:
@@ -247,9 +249,23 @@ def simulate(config: Path, events_file: Any, offline: bool, wide: bool, as_json:
     for cid, labels in fetching_steps(index).items():
         action = "skip images given by URL (--offline)" if offline else "fetch images given by URL (--offline: do not)"
         click.echo(f"{cid}: {', '.join(labels)} {action}", err=True)
+    for cid, labels in model_steps(index).items():
+        action = "skipped (--offline): inputs pass unjudged" if offline else "call their models (--offline: do not)"
+        click.echo(f"{cid}: {', '.join(labels)} {action}", err=True)
     lines = events_file.read().splitlines()
+    calls_models = bool(model_steps(index)) and not offline
+
+    async def simulated(advance: Any) -> Any:
+        models = ModelGateway() if calls_models else None
+        try:
+            return await run(index, lines, offline=offline, progress=lambda _: advance(1), models=models)
+        finally:
+            if models is not None:
+                await models.close()
+                click.echo(f"models: {models.stats.calls} calls, {models.stats.inputs} inputs", err=True)
+
     with progress(len(lines), "simulating") as advance:
-        report = asyncio.run(run(index, lines, offline=offline, progress=lambda _: advance(1)))
+        report = asyncio.run(simulated(advance))
     if as_json:
         click.echo(orjson.dumps(report.as_json()).decode())
         return

@@ -122,6 +122,7 @@ def create_app(
         if runtime.control_writer is not None:
             await writer.stop()
         await runtime.poster.close()
+        await runtime.models.close()
 
     return app, runtime
 

@@ -23,6 +23,7 @@ import orjson
 from streams.core import dead_letters
 from streams.core import ledger as outcome
 from streams.core.ledger import Ledger
+from streams.core.models import ModelRefused
 from streams.core.routing import CompiledCollector, DestinationKey
 from streams.core.secrets import redact
 from streams.core.selection import after_queue_passes, refund
@@ -135,12 +136,18 @@ class Posting:
             if not batches:
                 break
             for key, items in batches:
-                survivors = await self._judge(key, items, now)
-                if survivors:
+                if self._calls_model(items):  # judged in the request's task: a model is waited on there
+                    self.reader.track(held.event for held in items)
+                    request = self._judge_and_post(key, items, now)
+                else:  # judged here, in order (stateful steps decide as `simulate` does)
+                    survivors = await self._judge(key, items, now)
+                    if not survivors:
+                        continue
                     self.reader.track(held.event for held in survivors)
-                    task = asyncio.create_task(self._post(key, survivors))
-                    task.add_done_callback(lambda _task: self.wake.set())
-                    self.in_flight.add(task)
+                    request = self._post(key, survivors)
+                task = asyncio.create_task(request)
+                task.add_done_callback(lambda _task: self.wake.set())
+                self.in_flight.add(task)
         held, limit = len(self.batcher), self.batcher.rules.max_held
         if held > limit:
             self.reader.pause_fetching()
@@ -156,10 +163,23 @@ class Posting:
                 ", the queue waits in Kafka" if self.backpressure else "",
             )
 
+    def _calls_model(self, items: list[Held]) -> bool:
+        """Whether a step after the queue of one of these records' collectors calls a model."""
+        index = self.runtime.index
+        return any(
+            (c := index.get(i)) is not None and c.after_queue.calls_model for i in {h.collector_id for h in items}
+        )
+
+    async def _judge_and_post(self, key: DestinationKey, items: list[Held], now: float) -> None:
+        survivors = await self._judge(key, items, now)
+        if survivors:
+            await self._post(key, survivors)
+
     async def _judge(self, key: DestinationKey, items: list[Held], now: float) -> list[Held]:
-        """The records of a due batch that go out in it: the steps after the queue run here; records of a
-        deleted collector are dropped, of a paused one dead-lettered; a changed key waits for its next batch."""
-        survivors: list[Held] = []
+        """The records of a due batch that go out in it: the steps after the queue run here, in order, or, when a
+        step calls a model, for all records at once (so their calls go out together); records of a deleted
+        collector are dropped, of a paused one dead-lettered; a changed key waits for its next batch."""
+        judged: list[tuple[CompiledCollector, Held]] = []
         for held in items:
             collector = self.runtime.index.get(held.collector_id)
             if collector is None:
@@ -167,21 +187,34 @@ class Posting:
             elif collector.paused_by_error:
                 await self._dead_letter(collector, [held], "collector_paused", collector.last_error or "", None)
             elif collector.destination_key != key:
+                self.reader.untrack([held.event])
                 self.batcher.add(collector.destination_key, held, now)
-            elif await self._passes(collector, held):
-                survivors.append(held)
-        return survivors
+            else:
+                judged.append((collector, held))
+        if not any(collector.after_queue.calls_model for collector, _ in judged):  # in order, one at a time
+            return [held for collector, held in judged if await self._passes(collector, held)]
+        passed = await asyncio.gather(*(self._passes(collector, held) for collector, held in judged))
+        return [held for (_, held), ok in zip(judged, passed, strict=True) if ok]
 
     async def _passes(self, collector: CompiledCollector, held: Held) -> bool:
         if not collector.after_queue.steps:
             return True
         ledger = Ledger()
         state = PartitionState(self.state_writes, held.partition)
-        if await after_queue_passes(collector, held.record, ledger, state):
-            return True
-        for outcome_name, count in ledger.collectors[collector.id].items():  # the filter that stopped it
-            self._count(held, outcome_name, count)
-        return False
+        try:
+            passed = await after_queue_passes(collector, held.record, ledger, state, self.runtime.models)
+        except ModelRefused as exc:  # the model refused the input for good: replayable once fixed
+            self.runtime.last_errors[collector.id] = str(exc)
+            await self._dead_letter(collector, [held], "model_refused", str(exc), None)
+            return False
+        counts = ledger.collectors[collector.id]
+        stopped = [(name, n) for name, n in counts.items() if name.startswith(outcome.POST_FILTERED_PREFIX)]
+        for name, count in counts.items():  # notes of model nodes (kept on error), before the outcome
+            if not name.startswith(outcome.POST_FILTERED_PREFIX):
+                self.ledgers.note(held.partition, held.offset, collector.id, name, count)
+        for name, count in stopped:  # the filter that stopped it
+            self._count(held, name, count)
+        return passed
 
     async def _post(self, key: DestinationKey, items: list[Held]) -> None:
         base_url, user_id, app_id, api_key = key

@@ -18,6 +18,7 @@ from streams.core.routing import CollectorIndex, CompiledCollector
 from streams.core.secrets import SecretBox, seal_document
 from streams.delivery.poster import Poster
 from streams.kafka.control_topic import ControlWriter
+from streams.models.gateway import ModelGateway
 from streams.worker.settings import WorkerSettings
 from streams.worker.tables import PartitionLedgers
 
@@ -44,6 +45,8 @@ class Runtime:
     """Faust tables other than the ledgers': ``state``, the memory of stateful operators."""
     ledgers: dict[str, PartitionLedgers] = field(default_factory=dict)
     """The agents' ledgers (``select``, ``post``), each in its Faust table (``ledger-select``, ``ledger-post``)."""
+    models: ModelGateway = field(default_factory=ModelGateway)
+    """How ``model`` nodes call models: batched, limited per model, retried, cached."""
     posting: dict[str, int] = field(default_factory=dict)
     """The posting agent's gauges: records held for fuller batches, requests in flight."""
     control_changes: int = 0

@@ -150,6 +150,14 @@ class PartitionLedgers:
         ledger.counted.add(offset)
         return ledger, True
 
+    def note(self, partition: int, offset: int, collector_id: str, name: str, n: int = 1) -> None:
+        """Count ``name`` for a record besides its outcome (unless the record was counted before a crash or a
+        rebalance); :meth:`done` comes after."""
+        ledger = self._ledger(partition)
+        if not ledger.was_counted(offset):
+            ledger.count(collector_id, name, n)
+            self._changed.add(partition)
+
     async def save(self) -> None:
         """Write each changed ledger to the table, on its partition, before any later offset commit."""
         changed, self._changed = self._changed, set()  # outcomes counted while this awaits: the next save

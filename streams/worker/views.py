@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import faust
@@ -35,6 +36,7 @@ def register_views(app: faust.App, runtime: Runtime) -> None:
                 "retries": runtime.poster.retries,
                 **runtime.posting,
             }
+            snapshot["models"] = dataclasses.asdict(runtime.models.stats)
             return self.json(snapshot)
 
     @app.page("/collectors/partitions/")

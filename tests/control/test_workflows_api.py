@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from .conftest import collector
 from .support import Api, Keys
@@ -121,3 +122,49 @@ async def test_nodes_that_reach_the_host_are_refused(api: Api, node: dict[str, A
     assert fragment in body["status"]["details"]
     status, _ = await api.call("GET", "workflows/risky")
     assert status == 404
+
+
+async def test_a_model_node_keeps_its_key_out_of_the_control_topic(api: Api) -> None:
+    """A key written into a model node would sit in clear in the control topic: only `key_env` is taken."""
+    node = {"operator": "model", "protocol": "clarifai", "url": api.destination, "model_id": "m", "key": "k-123456"}
+    status, body = await api.call("POST", "workflows", {"workflows": [{"id": "keyed", "nodes": [node]}]})
+    assert status == 400
+    assert "workflows[0].nodes[0].key" in body["status"]["details"] and "key_env" in body["status"]["details"]
+    assert "k-123456" not in str(body)
+
+
+async def test_a_model_outside_the_allow_list_is_refused_before_any_call(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers call a model node's URL: it is on the destination allow-list or the workflow is refused, and
+    the would-be model receives nothing."""
+    monkeypatch.setenv("MODEL_KEY", "model-key-of-the-api-host")
+    calls: list[str] = []
+
+    async def record(request: web.Request) -> web.Response:
+        calls.append(request.path)
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", record)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        rest = {"protocol": "open_inference", "url": f"http://127.0.0.1:{port}", "labels": ["a"]}
+        grpc = {"protocol": "clarifai", "transport": "grpc", "url": f"127.0.0.1:{port}", "key_env": "MODEL_KEY"}
+        for spelling in (rest, grpc):
+            node = {"operator": "model", "model_id": "m", **spelling}
+            nested = {"operator": "any", "nodes": [node]}
+            status, body = await api.call("POST", "workflows", {"workflows": [{"id": "elsewhere", "nodes": [nested]}]})
+            assert status == 403, body
+            assert body["status"]["code"] == 30103
+            assert "workflows[0].nodes[0].nodes[0].url" in body["status"]["details"]
+            assert "--allowed-destination" in body["status"]["details"]
+        status, _ = await api.call("GET", "workflows/elsewhere")
+        assert status == 404
+        assert calls == []
+    finally:
+        await runner.cleanup()

@@ -14,26 +14,33 @@ from streams.core.workflows import Steps, compile_nodes
 from .support import candidate, concept, event
 
 ROOT = Path(__file__).resolve().parents[2]
-PRE = {
-    "random_sample",
-    "metadata_filter",
+PRE = {"random_sample", "metadata_filter", "stratified_sample", "quota"}
+POST = {"near_duplicate", "image_check", "text_check", "python"}
+BOTH = {
     "max_probability_below",
     "min_probability_above",
     "concept_threshold",
     "concept_map",
     "margin_below",
     "entropy_above",
-    "stratified_sample",
-    "quota",
+    "model",
+    "novelty_above",
+    "similar_to",
 }
-POST = {"near_duplicate", "image_check", "text_check", "python"}
+"""Concept operators judge a model node's output in either workflow."""
 
 
 def test_registry_stages() -> None:
-    assert set(OPERATORS) == PRE | POST
+    assert set(OPERATORS) == PRE | POST | BOTH
     assert {name for name, op in OPERATORS.items() if op.stages == ("pre",)} == PRE
     assert {name for name, op in OPERATORS.items() if op.stages == ("post",)} == POST
-    assert {name for name, op in OPERATORS.items() if op.is_async} == {"near_duplicate", "image_check"}
+    assert {name for name, op in OPERATORS.items() if op.stages == ("pre", "post")} == BOTH
+    assert {name for name, op in OPERATORS.items() if op.is_async} == {
+        "near_duplicate",
+        "image_check",
+        "model",
+        "similar_to",
+    }
 
 
 def doc_section(title: str) -> str:
@@ -41,7 +48,7 @@ def doc_section(title: str) -> str:
     return docs.split(f"### {title}\n", 1)[1].split("\n### ", 1)[0]
 
 
-@pytest.mark.parametrize("name", sorted(PRE | POST))
+@pytest.mark.parametrize("name", sorted(PRE | POST | BOTH))
 def test_documented(name: str) -> None:
     section, loading = doc_section(f"`{name}`"), doc_section("Loading images (`image_check`, `near_duplicate`)")
     assert f"operator: {name}" in section  # an example node

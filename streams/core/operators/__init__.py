@@ -11,10 +11,13 @@ from streams.core.operators import (
     max_probability_below,
     metadata_filter,
     min_probability_above,
+    model,
     near_duplicate,
+    novelty_above,
     python,
     quota,
     random_sample,
+    similar_to,
     stratified_sample,
     text_check,
 )
@@ -37,6 +40,9 @@ OPERATORS: dict[str, Operator] = {
         image_check,
         text_check,
         python,
+        model,
+        novelty_above,
+        similar_to,
     )
 }
 

@@ -129,4 +129,4 @@ def build(params: ConceptMapParams) -> Decision:
     return concept_map
 
 
-OPERATOR = Operator(name="concept_map", stages=("pre",), params=ConceptMapParams, build=build)
+OPERATOR = Operator(name="concept_map", stages=("pre", "post"), params=ConceptMapParams, build=build)

@@ -68,4 +68,4 @@ def build(params: ConceptThresholdParams) -> Decision:
     return concept_threshold
 
 
-OPERATOR = Operator(name="concept_threshold", stages=("pre",), params=ConceptThresholdParams, build=build)
+OPERATOR = Operator(name="concept_threshold", stages=("pre", "post"), params=ConceptThresholdParams, build=build)

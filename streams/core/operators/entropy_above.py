@@ -45,4 +45,4 @@ def build(params: EntropyAboveParams) -> Decision:
     return entropy_above
 
 
-OPERATOR = Operator(name="entropy_above", stages=("pre",), params=EntropyAboveParams, build=build)
+OPERATOR = Operator(name="entropy_above", stages=("pre", "post"), params=EntropyAboveParams, build=build)

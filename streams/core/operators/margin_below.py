@@ -37,4 +37,4 @@ def build(params: MarginBelowParams) -> Decision:
     return margin_below
 
 
-OPERATOR = Operator(name="margin_below", stages=("pre",), params=MarginBelowParams, build=build)
+OPERATOR = Operator(name="margin_below", stages=("pre", "post"), params=MarginBelowParams, build=build)

@@ -33,4 +33,4 @@ def build(params: MaxProbabilityBelowParams) -> Decision:
     return max_probability_below
 
 
-OPERATOR = Operator(name="max_probability_below", stages=("pre",), params=MaxProbabilityBelowParams, build=build)
+OPERATOR = Operator(name="max_probability_below", stages=("pre", "post"), params=MaxProbabilityBelowParams, build=build)

@@ -33,4 +33,4 @@ def build(params: MinProbabilityAboveParams) -> Decision:
     return min_probability_above
 
 
-OPERATOR = Operator(name="min_probability_above", stages=("pre",), params=MinProbabilityAboveParams, build=build)
+OPERATOR = Operator(name="min_probability_above", stages=("pre", "post"), params=MinProbabilityAboveParams, build=build)

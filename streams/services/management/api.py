@@ -566,11 +566,46 @@ def _host_access(nodes: Sequence[Any], where: str) -> str | None:
             return f"{here}: `python` operators are not accepted through the API; configure them in a worker's file"
         if node.get("operator") == "concept_map" and isinstance(node.get("graph"), str):
             return f"{here}.graph: give the knowledge graph inline (a list of relations), not a file path"
+        if node.get("operator") == "model" and node.get("key") is not None:
+            return (
+                f"{here}.key: the control topic would hold it in clear; give `key_env`, a variable set on the"
+                " workers, instead"
+            )
         if node.get("operator") == "any" and isinstance(node.get("nodes"), list):
             problem = _host_access(node["nodes"], here)
             if problem is not None:
                 return problem
     return None
+
+
+def _model_urls(nodes: Sequence[Any], where: str) -> list[tuple[str, str]]:
+    """The (field path, URL) of every ``model`` node, nested ones included."""
+    found: list[tuple[str, str]] = []
+    for index, node in enumerate(nodes):
+        if not isinstance(node, dict):
+            continue
+        here = f"{where}.nodes[{index}]"
+        if node.get("operator") == "model" and isinstance(node.get("url"), str):
+            found.append((f"{here}.url", node["url"]))
+        if node.get("operator") == "any" and isinstance(node.get("nodes"), list):
+            found += _model_urls(node["nodes"], here)
+    return found
+
+
+def _check_model_urls(request: web.Request, raw_items: Sequence[Any]) -> None:
+    """Workers call a model node's URL: like a destination, it must be on the allow-list (a gRPC target
+    ``host:port`` is checked as ``http://host:port``)."""
+    allowed = request.app[ALLOWED]
+    for index, raw in enumerate(raw_items):
+        for where, url in _model_urls(raw.get("nodes") or [], f"workflows[{index}]"):
+            problem = allowed.problem(url if "://" in url else f"http://{url}")
+            if problem is not None:
+                raise Refusal(
+                    403,
+                    ControlCode.DESTINATION_NOT_ALLOWED,
+                    "Model not allowed",
+                    f"{where}: {problem.replace('destination', 'model', 1)}",
+                )
 
 
 def _parse_workflow(raw: Any, where: str) -> Workflow:
@@ -749,6 +784,7 @@ async def _write_workflows(request: web.Request, *, overwrite: bool) -> web.Resp
         _check_presence("workflow", _raw_ids(raw_items), existing, user_id, app_id, overwrite=overwrite)
         parsed = [_parse_workflow(raw, f"workflows[{index}]") for index, raw in enumerate(raw_items)]
         _check_unique("workflows", [workflow.id for workflow in parsed])
+        _check_model_urls(request, raw_items)
         if overwrite:
             merged = {wid: stored.workflow for wid, stored in existing.items()} | {w.id: w for w in parsed}
             for cid, user in _users_of(catalog.collectors(user_id, app_id), {w.id for w in parsed}).items():

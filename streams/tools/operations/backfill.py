@@ -16,6 +16,7 @@ from streams.core.ledger import Ledger
 from streams.core.routing import CollectorIndex, CompiledCollector
 from streams.core.selection import after_queue_passes, refund, select
 from streams.delivery.poster import Poster
+from streams.models.gateway import ModelGateway
 from streams.tools.operations import kafka
 from streams.tools.operations.balance import FAILED
 from streams.tools.operations.errors import UsageProblem
@@ -74,6 +75,7 @@ async def backfill(
     state: dict[str, Any] = {}
     kept: list[dict[str, Any]] = []
     poster = Poster(retry=RETRY)
+    models = ModelGateway()  # model nodes call their models, as the worker's do
 
     async def flush() -> None:
         if dry_run:
@@ -102,11 +104,12 @@ async def backfill(
                 event["_kafka_timestamp_ms"] = message.timestamp  # event time for quotas, as the worker sets it
             queued, _rejected = select(event, index, ledger)
             for _collector, record in queued:
-                if await after_queue_passes(collector, record, ledger, state):
+                if await after_queue_passes(collector, record, ledger, state, models):
                     kept.append(record)
             if len(kept) >= MAX_INPUTS_PER_REQUEST:
                 await flush()
         await flush()
     finally:
         await poster.close()
+        await models.close()
     return ledger
