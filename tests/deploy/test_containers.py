@@ -113,7 +113,9 @@ def test_the_stack_in_containers_posts_exactly_what_simulate_predicts(containers
     for number in (1, 2):
         web_port = free_port()
         workers.append(containers.run(f"worker-{number}", IMAGE, ["worker"], env={
+            # On the host's network every container has the host's name, the default worker id: give each its own.
             **common, "COLLECTORS_APP_ID": "container-test", "COLLECTORS_WEB_PORT": str(web_port),
+            "COLLECTORS_WORKER_ID": f"container-test-{number}",
             "COLLECTORS_HEALTH_URL": f"http://127.0.0.1:{web_port}/healthz",
             "COLLECTORS_ALLOWED_DESTINATIONS": f"http://127.0.0.1:{destination_port}",
         }))  # fmt: skip
