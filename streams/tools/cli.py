@@ -74,6 +74,23 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
+def _warn_unlisted_destinations(*, json_lines: bool) -> None:
+    """Say a worker without an allow-list posts anywhere; as a JSON log line when the worker logs in JSON."""
+    message = (
+        "COLLECTORS_ALLOWED_DESTINATIONS is not set: managed collectors may post to any destination "
+        "(set it to the management API's --allowed-destination list; docs/SECURITY.md)"
+    )
+    if json_lines:
+        import logging
+
+        from streams.core.logformat import JsonFormatter
+
+        record = logging.LogRecord("collectors.worker", logging.WARNING, __file__, 0, message, None, None)
+        click.echo(JsonFormatter().format(record), err=True)
+    else:
+        click.secho(f"warning: {message}", fg="yellow", err=True)
+
+
 def _secret_box() -> SecretBox:
     """The deployment's secrets, with redaction of the keys they open installed; exit 2 when none is given."""
     from streams.core.secrets import SecretError, install_redaction, load_box
@@ -154,12 +171,7 @@ def worker(**options: Any) -> None:
     except AllowListError as exc:
         _fail(str(exc), EXIT_USAGE)
     if allowed is None:
-        click.secho(
-            "warning: COLLECTORS_ALLOWED_DESTINATIONS is not set: managed collectors may post to any destination "
-            "(set it to the management API's --allowed-destination list; docs/SECURITY.md)",
-            fg="yellow",
-            err=True,
-        )
+        _warn_unlisted_destinations(json_lines=settings.log_format == "json")
     try:
         partitions = asyncio.run(prepare_topics(settings))
     except ConnectionError as exc:
