@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -43,12 +44,22 @@ def free_port() -> int:
 
 
 def free_port_pair() -> int:
-    """A free port whose next one is free too (a local Kafka broker's controller listens on port + 1)."""
+    """A port whose next one is free too (a local Kafka broker's controller listens on port + 1), both below the
+    ephemeral range: a port the system may hand out as a client's source port can be taken between this check
+    and the broker's start."""
     while True:
-        port = free_port()
-        with socket.socket() as probe:
-            if port < 65535 and probe.connect_ex(("127.0.0.1", port + 1)) != 0:
-                return port
+        port = random.randrange(20_000, 29_000)
+        if _bindable(port) and _bindable(port + 1):
+            return port
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def get_json(url: str, timeout: float = 2.0) -> Any:
