@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from enum import IntEnum
 from typing import Any, Literal, TypeVar
@@ -551,6 +551,17 @@ def _workflow_problem(workflow: Workflow) -> str | None:
     return pre if pre == post else f"as a pre-queue workflow: {pre}; as a post-queue workflow: {post}"
 
 
+def _nodes(nodes: Sequence[Any], where: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every node object with its field path, the nodes of ``any`` included, in document order."""
+    for index, node in enumerate(nodes):
+        if not isinstance(node, dict):
+            continue
+        here = f"{where}.nodes[{index}]"
+        yield here, node
+        if node.get("operator") == "any" and isinstance(node.get("nodes"), list):
+            yield from _nodes(node["nodes"], here)
+
+
 def _host_access(nodes: Sequence[Any], where: str) -> str | None:
     """Why nodes would make the API host run code or read files a caller names, or None.
 
@@ -558,10 +569,7 @@ def _host_access(nodes: Sequence[Any], where: str) -> str | None:
     API host and on every worker: through the API only self-contained nodes are accepted. Both stay
     available in a worker's static configuration file, which is the deployment's own.
     """
-    for index, node in enumerate(nodes):
-        if not isinstance(node, dict):
-            continue
-        here = f"{where}.nodes[{index}]"
+    for here, node in _nodes(nodes, where):
         if node.get("operator") == "python":
             return f"{here}: `python` operators are not accepted through the API; configure them in a worker's file"
         if node.get("operator") == "concept_map" and isinstance(node.get("graph"), str):
@@ -571,25 +579,7 @@ def _host_access(nodes: Sequence[Any], where: str) -> str | None:
                 f"{here}.key: the control topic would hold it in clear; give `key_env`, a variable set on the"
                 " workers, instead"
             )
-        if node.get("operator") == "any" and isinstance(node.get("nodes"), list):
-            problem = _host_access(node["nodes"], here)
-            if problem is not None:
-                return problem
     return None
-
-
-def _model_urls(nodes: Sequence[Any], where: str) -> list[tuple[str, str]]:
-    """The (field path, URL) of every ``model`` node, nested ones included."""
-    found: list[tuple[str, str]] = []
-    for index, node in enumerate(nodes):
-        if not isinstance(node, dict):
-            continue
-        here = f"{where}.nodes[{index}]"
-        if node.get("operator") == "model" and isinstance(node.get("url"), str):
-            found.append((f"{here}.url", node["url"]))
-        if node.get("operator") == "any" and isinstance(node.get("nodes"), list):
-            found += _model_urls(node["nodes"], here)
-    return found
 
 
 def _check_model_urls(request: web.Request, raw_items: Sequence[Any]) -> None:
@@ -597,7 +587,11 @@ def _check_model_urls(request: web.Request, raw_items: Sequence[Any]) -> None:
     ``host:port`` is checked as ``http://host:port``)."""
     allowed = request.app[ALLOWED]
     for index, raw in enumerate(raw_items):
-        for where, url in _model_urls(raw.get("nodes") or [], f"workflows[{index}]"):
+        for here, node in _nodes(raw.get("nodes") or [], f"workflows[{index}]"):
+            url = node.get("url")
+            if node.get("operator") != "model" or not isinstance(url, str):
+                continue
+            where = f"{here}.url"
             problem = allowed.problem(url if "://" in url else f"http://{url}")
             if problem is not None:
                 raise Refusal(
