@@ -103,14 +103,15 @@ class CliTimer(threading.Thread):
         self.done = threading.Event()
         self.latest: float | None = None  # taken (and reset) by the next sample
 
-        self.failures = 0
+        self.failures: list[str] = []  # each failed run's last line of error output
 
     def run(self) -> None:
         while True:
             try:
                 self.latest = _cli_stats_s(self.bootstrap, self.app_id)
-            except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
-                self.failures += 1
+            except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+                lines = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
+                self.failures.append(lines[-1] if lines else str(exc))
             if self.done.wait(CLI_EVERY_S):
                 return
 

@@ -82,8 +82,7 @@ async def read_latest(client: AIOKafkaConsumer, keys: Mapping[TopicPartition, Co
     the window read before the end grows eightfold until the key is found or the partition's start reached.
     """
     tps = list(keys)
-    start = await client.beginning_offsets(tps)
-    upper = await client.end_offsets(tps)
+    start, upper = await bounds(client, tps)
     latest = Latest()
     todo = {tp for tp in tps if start[tp] < upper[tp]}
     window = 1
@@ -98,6 +97,18 @@ async def read_latest(client: AIOKafkaConsumer, keys: Mapping[TopicPartition, Co
         upper.update({tp: lower[tp] for tp in todo})
         window *= 8
     return latest
+
+
+async def bounds(client: AIOKafkaConsumer, tps: list[TopicPartition]) -> tuple[dict[TopicPartition, int], ...]:
+    """Each partition's first and end offsets.
+
+    The partitions are assigned (and paused) first: the consumer then holds their leaders' metadata, and
+    the offset requests do not wait for a metadata refresh and its retry backoff (0.2 s of a 0.21 s
+    ``collectors stats`` before).
+    """
+    client.assign(tps)
+    client.pause(*tps)
+    return await client.beginning_offsets(tps), await client.end_offsets(tps)
 
 
 async def read_range(client: AIOKafkaConsumer, start: Offsets, end: Offsets) -> AsyncIterator[Any]:
@@ -119,7 +130,6 @@ async def read_range(client: AIOKafkaConsumer, start: Offsets, end: Offsets) -> 
 
 async def read_from_start(client: AIOKafkaConsumer, tps: list[TopicPartition]) -> AsyncIterator[Any]:
     """Every record of these partitions, from their start to their end when the call began."""
-    start = await client.beginning_offsets(tps)
-    end = await client.end_offsets(tps)
+    start, end = await bounds(client, tps)
     async for record in read_range(client, start, end):
         yield record
