@@ -25,7 +25,7 @@ async def test_records_reach_their_keys_partitions_in_order(
         for _ in range(2):  # two sends: the second starts new batches after the first's
             for n in range(300):  # ~1 KB records: each partition's records overflow several 16 KB batches
                 key = keys[n % len(keys)]
-                writer.add(key, orjson.dumps({"key": key.decode(), "n": sent, "pad": "x" * 1000}))
+                writer.add(key, orjson.dumps({"key": key.decode(), "n": sent, "pad": "x" * 1000}), 3, sent)
                 sent += 1
             assert len(writer) == 300
             await writer.send()
@@ -44,7 +44,11 @@ async def test_records_reach_their_keys_partitions_in_order(
             batch = await consumer.getmany(timeout_ms=2000)
             assert batch, f"only {len(received)} of {sent} records arrived"
             for tp, messages in batch.items():
-                received.extend((tp.partition, orjson.loads(message.value)) for message in messages)
+                for message in messages:
+                    record = orjson.loads(message.value)
+                    if "probe" not in record:  # each names its source in a header
+                        assert message.headers == (("src", f"3:{record['n']}".encode()),)
+                    received.append((tp.partition, record))
     finally:
         await consumer.stop()
 

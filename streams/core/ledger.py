@@ -59,6 +59,10 @@ class Ledger:
     rebalance) is processed again but not counted twice: every record up to ``offset`` was counted, and so
     were those in ``counted`` (records above ``offset`` whose outcome came before an earlier record's, as
     when the posting agent holds a collector's records for a fuller batch).
+
+    A selecting agent's ledger also keeps when it was saved (``saved_at_ms``, the saving worker's clock) and
+    how far the queue topic was searched for copies that a killed worker queued after that save
+    (``copies_seen``: queue partition -> the offset a search starts from): see ``streams.kafka.copies``.
     """
 
     def __init__(self) -> None:
@@ -67,6 +71,8 @@ class Ledger:
         self.totals = Tally()  # the collectors' funnels summed: read without the funnels
         self.offset = -1
         self.counted: set[int] = set()
+        self.saved_at_ms: int | None = None
+        self.copies_seen: dict[int, int] = {}
 
     @classmethod
     def from_json(cls, document: bytes | dict[str, Any] | None) -> Ledger:
@@ -77,6 +83,8 @@ class Ledger:
             ledger.merge_json(document)
             ledger.offset = int(document.get("offset", -1))
             ledger.counted = set(document.get("counted") or ())
+            ledger.saved_at_ms = document.get("saved_at_ms")
+            ledger.copies_seen = {int(p): int(o) for p, o in (document.get("copies_seen") or {}).items()}
         return ledger
 
     def to_bytes(self) -> bytes:
@@ -93,6 +101,8 @@ class Ledger:
                 "totals": self.totals,
                 "offset": self.offset,
                 "counted": sorted(self.counted),
+                "saved_at_ms": self.saved_at_ms,
+                "copies_seen": {str(p): o for p, o in self.copies_seen.items()},
             }
         )
 

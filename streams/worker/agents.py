@@ -117,7 +117,7 @@ async def _select_one(
         decoded["_kafka_timestamp_ms"] = int(message.timestamp * 1000)  # event time for quotas
     queued, rejected = select(decoded, runtime.index, ledger)
     for collector, record in queued:
-        queue.add(collector.id.encode(), orjson.dumps(record))
+        queue.add(collector.id.encode(), orjson.dumps(record), message.partition, message.offset)
     for rejection in rejected:
         letter = dead_letters.for_event(
             raw,

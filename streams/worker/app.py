@@ -12,6 +12,7 @@ from streams.core.routing import CompiledCollector
 from streams.core.secrets import SecretBox
 from streams.delivery.poster import Poster, RetryPolicy
 from streams.kafka.control_topic import ControlReader, ControlWriter
+from streams.kafka.copies import QueueSources
 from streams.worker.agents import register_agents
 from streams.worker.faust_consumer import App
 from streams.worker.faust_tuning import THROUGHPUT_SETTINGS, QuietMonitor, RawSchema, tune_gc
@@ -84,7 +85,8 @@ def create_app(
         table = app.Table(
             f"ledger-{stage}", default=None, partitions=settings.partitions, extra_topic_configs=CHANGELOG_CONFIG
         )
-        runtime.ledgers[stage] = PartitionLedgers(table)  # type: ignore[arg-type]  # app.Table makes a Table
+        queue = QueueSources(settings.broker, settings.queue_topic) if stage == "select" else None
+        runtime.ledgers[stage] = PartitionLedgers(table, queue=queue)  # type: ignore[arg-type]  # a Table
     runtime.tables["state"] = app.Table(
         "operator-state", default=None, partitions=settings.partitions, extra_topic_configs=CHANGELOG_CONFIG
     )

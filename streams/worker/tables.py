@@ -7,12 +7,15 @@ record a value belongs to; these helpers name the partition instead.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
 from typing import Any
 
 import faust
 
+from streams.core import ledger as outcome
 from streams.core.ledger import Ledger
+from streams.kafka.copies import UNSAVED_WINDOW_MS, QueueSources
 
 log = logging.getLogger(__name__)
 CatchUp = Callable[[Any, int, int], Awaitable[Sequence[Any]]]
@@ -55,8 +58,9 @@ class PartitionLedgers:
     harmless: input ids are idempotent and a record is counted once.
     """
 
-    def __init__(self, table: faust.Table[str, Any]) -> None:
+    def __init__(self, table: faust.Table[str, Any], *, queue: QueueSources | None = None) -> None:
         self.table = table
+        self.queue = queue  # the selecting agent's: where it searches for copies no ledger counts
         self._ledgers: dict[int, Ledger] = {}
         self._pending: dict[int, set[int]] = {}  # per partition: offsets read whose outcome is not known yet
         self._highest: dict[int, int] = {}
@@ -86,7 +90,10 @@ class PartitionLedgers:
         """:meth:`read` the event's record; the events to process, in order: the records it shows were
         never counted (read with ``catch_up``, and read here too), then the event itself."""
         message = event.message
+        first = message.partition not in self._highest
         start = self.read(message.partition, message.offset)
+        if first and self.queue is not None:  # before anything of the partition is counted here
+            await self._count_copies(self.queue, message.partition)
         if start is None:
             return [event]
         missed = await catch_up(message.tp, start, message.offset)
@@ -94,6 +101,29 @@ class PartitionLedgers:
         for record in missed:
             self.read(record.message.partition, record.message.offset)
         return [*missed, event]
+
+    async def _count_copies(self, queue: QueueSources, partition: int) -> None:
+        """Count the queue records of the partition that a worker sent after the ledger's last save and before
+        it stopped (killed mid-batch): each is a copy of an input queued again here (``requeued``)."""
+        ledger = self._ledger(partition)
+        since = ledger.saved_at_ms
+        if since is None:
+            if ledger.offset >= 0 or ledger.counted:
+                return  # saved by a version that kept no time: not searched
+            since = int(time.time() * 1000) - UNSAVED_WINDOW_MS
+        found = await queue.copies(partition, since_ms=since, seen=ledger.copies_seen, counted=ledger.was_counted)
+        for key in found.keys:
+            ledger.count(key.decode(), outcome.REQUEUED)
+        ledger.copies_seen = found.seen
+        self._changed.add(partition)
+        if found.keys:
+            log.info(
+                "%s partition %d: %d queue records sent after the last save by a worker that stopped, counted as"
+                " requeued",
+                self.table.name,
+                partition,
+                len(found.keys),
+            )
 
     def _first_read(self, partition: int, offset: int) -> int | None:
         ledger = self._ledger(partition)
@@ -166,6 +196,7 @@ class PartitionLedgers:
             pending = self._pending.get(partition)
             # min(), not the first read: records caught up with are read after the record that showed them.
             ledger.advance(min(pending) - 1 if pending else self._highest.get(partition, -1))
+            ledger.saved_at_ms = int(time.time() * 1000)
             key, value = f"p{partition}", ledger.to_bytes()
             self._saved[key] = (value, ledger.snapshot(funnels=False))
             await write_before_commit(self.table, partition, key, value)
@@ -188,6 +219,8 @@ class PartitionLedgers:
             self._retired.add_difference(ledger, self._loaded[partition])
         self._ledgers.clear()
         self._loaded.clear()
+        if self.queue is not None:
+            self.queue.clear()
         self._pending.clear()
         self._highest.clear()
         self._changed.clear()
@@ -197,8 +230,9 @@ class StateWrites:
     """Changes to a table of operator memory, set at once and sent to its changelog by :meth:`flush`, which
     the posting agent awaits before acknowledging the records that made them."""
 
-    def __init__(self, table: faust.Table[str, Any]) -> None:
+    def __init__(self, table: faust.Table[str, Any], *, queue: QueueSources | None = None) -> None:
         self.table = table
+        self.queue = queue  # the selecting agent's: where it searches for copies no ledger counts
         self._unsent: dict[tuple[int, str], Any] = {}
 
     def put(self, partition: int, key: str, value: Any) -> None:
