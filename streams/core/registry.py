@@ -21,7 +21,8 @@ def compile_stored(
 ) -> tuple[list[CompiledCollector], dict[str, str]]:
     """The stored collectors compiled, and an error message for each one that cannot run.
 
-    Keys are opened with ``box``. A collector whose key no secret opens, or whose destination is not
+    Keys are opened with ``box`` (a workflow whose model key no secret opens is left out: the collectors using it
+    cannot run, and say why). A collector whose key no secret opens, or whose destination is not
     ``allowed`` (None: any), is blocked with that reason as its last error: it still selects, posts nothing,
     and what it queues waits in the dead-letter topic, replayable, as for a revoked key.
     """
@@ -31,7 +32,11 @@ def compile_stored(
     for key, document in state.items():
         try:
             if document.get("kind") == "workflow":
-                stored_workflow = StoredWorkflow.model_validate(document)
+                opened, problem = opened_or_keyless(document, box)
+                if problem is not None:  # its collectors cannot run without it: each says so
+                    errors[key] = f"workflow {key}: {problem}"
+                    continue
+                stored_workflow = StoredWorkflow.model_validate(opened)
                 workflows[(stored_workflow.user_id, stored_workflow.app_id)][stored_workflow.workflow.id] = (
                     stored_workflow.workflow
                 )

@@ -3,8 +3,9 @@
 A deployment's secrets come from ``COLLECTORS_SECRET_KEY`` (comma-separated) or ``COLLECTORS_SECRET_KEY_FILE``
 (one per line, what container and Kubernetes secrets mount), newest first. Keys are sealed with the newest and
 opened with any of them (:class:`~cryptography.fernet.MultiFernet`), so a secret can be rotated while workers
-run. A collector document keeps its sealed key in ``destination.sealed_key``; a document written in clear by an
-earlier version (``destination.key``) is still read, and sealed on its next write.
+run. A collector document keeps its sealed key in ``destination.sealed_key``, a workflow document each model
+node's in the node's ``sealed_key``; a document written in clear by an earlier version (``key``) is still read,
+and sealed on its next write.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import hmac
 import logging
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 ENV_SECRET = "COLLECTORS_SECRET_KEY"
@@ -107,74 +109,100 @@ def load_box(environ: Mapping[str, str] | None = None) -> SecretBox:
     return SecretBox([part.strip() for part in inline.split(",") if part.strip()])
 
 
-# --- collector documents of the control topic --------------------------------------------------------------
+# --- documents of the control topic ------------------------------------------------------------------------
 
 
-def _destination(document: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The destination of a stored collector document, or None for any other document."""
-    if document.get("kind", "collector") != "collector":
-        return None
-    collector = document.get("collector")
-    destination = collector.get("destination") if isinstance(collector, dict) else None
-    return destination if isinstance(destination, dict) else None
+def _nodes(nodes: Any) -> Iterator[dict[str, Any]]:
+    for node in nodes if isinstance(nodes, list) else ():
+        if isinstance(node, dict):
+            yield node
+            yield from _nodes(node.get("nodes"))
+
+
+def key_holders(document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The parts of a stored document that hold a key: a collector's destination, a workflow's model nodes."""
+    kind = document.get("kind", "collector")
+    if kind == "collector":
+        collector = document.get("collector")
+        destination = collector.get("destination") if isinstance(collector, dict) else None
+        return [destination] if isinstance(destination, dict) else []
+    if kind == "workflow":
+        workflow = document.get("workflow")
+        nodes = workflow.get("nodes") if isinstance(workflow, dict) else None
+        return [node for node in _nodes(nodes) if node.get("operator") == "model"]
+    return []
+
+
+def _has(document: Mapping[str, Any], field: str) -> bool:
+    return any(isinstance(holder.get(field), str) for holder in key_holders(document))
+
+
+def _copy(document: dict[str, Any]) -> dict[str, Any]:
+    copied: dict[str, Any] = orjson.loads(orjson.dumps(document))
+    return copied
 
 
 def seal_document(document: dict[str, Any], box: SecretBox) -> dict[str, Any]:
-    """A document as written to the topic: a collector's clear ``key`` replaced by its ``sealed_key``."""
-    destination = _destination(document)
-    if destination is None or not isinstance(destination.get("key"), str):
+    """A document as written to the topic: each clear ``key`` (a collector's destination, a workflow's model
+    nodes) replaced by its ``sealed_key``."""
+    if not _has(document, "key"):
         return document
-    sealed = {k: v for k, v in destination.items() if k != "key"} | {SEALED_FIELD: box.seal(destination["key"])}
-    return {**document, "collector": {**document["collector"], "destination": sealed}}
+    sealed = _copy(document)
+    for holder in key_holders(sealed):
+        if isinstance(holder.get("key"), str):
+            holder[SEALED_FIELD] = box.seal(holder.pop("key"))
+    return sealed
 
 
 def open_document(document: dict[str, Any], box: SecretBox) -> dict[str, Any]:
-    """A document as read from the topic, a collector's key in clear (a clear record of an earlier version is
-    returned as it is); :class:`Undecryptable` when its sealed key cannot be opened."""
-    destination = _destination(document)
-    if destination is None:
+    """A document as read from the topic, its keys in clear (a clear record of an earlier version is returned
+    as it is); :class:`Undecryptable` when a sealed key cannot be opened."""
+    for holder in key_holders(document):
+        if isinstance(holder.get("key"), str):
+            KEY_REDACTION.remember(holder["key"])
+    if not _has(document, SEALED_FIELD):
         return document
-    sealed = destination.get(SEALED_FIELD)
-    if not isinstance(sealed, str):
-        if isinstance(destination.get("key"), str):
-            KEY_REDACTION.remember(destination["key"])
-        return document
-    opened = {k: v for k, v in destination.items() if k != SEALED_FIELD} | {"key": box.open(sealed)}
-    return {**document, "collector": {**document["collector"], "destination": opened}}
+    opened = _copy(document)
+    for holder in key_holders(opened):
+        if isinstance(holder.get(SEALED_FIELD), str):
+            holder["key"] = box.open(holder.pop(SEALED_FIELD))
+    return opened
 
 
 def opened_or_keyless(document: dict[str, Any], box: SecretBox) -> tuple[dict[str, Any], str | None]:
-    """A document with its key opened, and None; or, when no configured secret opens it, the document with an
-    empty key (so it still validates and can be shown) and why it cannot post."""
+    """A document with its keys opened, and None; or, when no configured secret opens them, the document with
+    empty keys (so it still validates and can be shown) and why it cannot run."""
     try:
         return open_document(document, box), None
     except Undecryptable as exc:
-        destination = _destination(document) or {}
-        keyless = {k: v for k, v in destination.items() if k != SEALED_FIELD} | {"key": ""}
-        return {**document, "collector": {**document["collector"], "destination": keyless}}, f"cannot post: {exc}"
+        keyless = _copy(document)
+        for holder in key_holders(keyless):
+            if holder.pop(SEALED_FIELD, None) is not None:
+                holder["key"] = ""
+        doing = "post" if keyless.get("kind", "collector") == "collector" else "call its model"
+        return keyless, f"cannot {doing}: {exc}"
 
 
 def redacted_document(document: Any) -> Any:
-    """A record as it may be shown: a collector's clear key (a record of an earlier version) redacted."""
-    destination = _destination(document) if isinstance(document, dict) else None
-    if destination is None or not isinstance(destination.get("key"), str):
+    """A record as it may be shown: the clear keys of a record of an earlier version redacted."""
+    if not isinstance(document, dict) or not _has(document, "key"):
         return document
-    shown = destination | {"key": redact(destination["key"])}
-    return {**document, "collector": {**document["collector"], "destination": shown}}
+    shown = _copy(document)
+    for holder in key_holders(shown):
+        if isinstance(holder.get("key"), str):
+            holder["key"] = redact(holder["key"])
+    return shown
 
 
 def resealed(document: dict[str, Any], box: SecretBox) -> dict[str, Any] | None:
     """The document sealed with the newest secret when it is not already (in clear, or sealed with an older
     secret); None when it needs nothing. :class:`Undecryptable` when no configured secret opens it."""
-    destination = _destination(document)
-    if destination is None:
-        return None
-    sealed = destination.get(SEALED_FIELD)
-    if isinstance(sealed, str) and box.is_current(sealed):
-        return None
-    if not isinstance(sealed, str) and not isinstance(destination.get("key"), str):
-        return None
-    return seal_document(open_document(document, box), box)
+    stale = any(
+        isinstance(holder.get("key"), str)
+        or (isinstance(holder.get(SEALED_FIELD), str) and not box.is_current(holder[SEALED_FIELD]))
+        for holder in key_holders(document)
+    )
+    return seal_document(open_document(document, box), box) if stale else None
 
 
 # --- redaction of logs -------------------------------------------------------------------------------------

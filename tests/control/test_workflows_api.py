@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp import web
+
+from streams.core.secrets import load_box, open_document
+from streams.kafka.control_topic import ControlReader
+from streams.tools.localkafka.broker import LocalKafka
 
 from .conftest import collector
 from .support import Api, Keys
@@ -124,13 +129,37 @@ async def test_nodes_that_reach_the_host_are_refused(api: Api, node: dict[str, A
     assert status == 404
 
 
-async def test_a_model_node_keeps_its_key_out_of_the_control_topic(api: Api) -> None:
-    """A key written into a model node would sit in clear in the control topic: only `key_env` is taken."""
-    node = {"operator": "model", "protocol": "clarifai", "url": api.destination, "model_id": "m", "key": "k-123456"}
-    status, body = await api.call("POST", "workflows", {"workflows": [{"id": "keyed", "nodes": [node]}]})
-    assert status == 400
-    assert "workflows[0].nodes[0].key" in body["status"]["details"] and "key_env" in body["status"]["details"]
-    assert "k-123456" not in str(body)
+async def test_a_model_nodes_key_is_sealed_in_the_control_topic_and_never_shown(
+    api: Api, kafka: LocalKafka, control_topic: str
+) -> None:
+    """A model node's key, inline or nested, is stored sealed, shown redacted, and kept when the redacted form
+    comes back (``get -o yaml`` applied again)."""
+    model = {"operator": "model", "protocol": "clarifai", "url": api.destination, "model_id": "m"}
+    nodes = [
+        model | {"key": "model-key-first-0001"},
+        {"operator": "any", "nodes": [model | {"key": "model-key-2nd-0002"}]},
+    ]
+    status, body = await api.call("POST", "workflows", {"workflows": [{"id": "keyed", "nodes": nodes}]})
+    assert status == 200, body
+    shown = body["workflows"][0]
+    assert shown["nodes"][0]["key"] == "mode…" and shown["nodes"][1]["nodes"][0]["key"] == "mode…"
+    assert "model-key-" not in str(body).replace("mode…", "")
+
+    shown.pop("created_at"), shown.pop("modified_at")
+    status, body = await api.call("PATCH", "workflows", {"action": "overwrite", "workflows": [shown]})
+    assert status == 200, body
+
+    reader = ControlReader(kafka.bootstrap_servers, control_topic)
+    await reader.start()
+    try:
+        await reader.ready.wait()
+        [stored] = [document for key, document in reader.state.items() if key.endswith("/keyed")]
+    finally:
+        await reader.stop()
+    assert "model-key-" not in orjson.dumps(stored).decode()
+    opened = open_document(stored, load_box())
+    assert opened["workflow"]["nodes"][0]["key"] == "model-key-first-0001"
+    assert opened["workflow"]["nodes"][1]["nodes"][0]["key"] == "model-key-2nd-0002"
 
 
 async def test_a_model_outside_the_allow_list_is_refused_before_any_call(

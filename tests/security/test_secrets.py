@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 
+from streams.core.ledger import Ledger
+from streams.core.models import ModelAnswer, ModelInput, ModelSpec
+from streams.core.registry import compile_stored
 from streams.core.secrets import (
     ENV_SECRET,
     ENV_SECRET_FILE,
@@ -20,11 +23,13 @@ from streams.core.secrets import (
     install_redaction,
     load_box,
     open_document,
+    opened_or_keyless,
     redacted_document,
     resealed,
     same_key,
     seal_document,
 )
+from streams.core.selection import after_queue_passes
 
 KEY = "pets-secret-key-0001-abcdef"
 
@@ -84,6 +89,23 @@ def test_a_clear_record_of_an_earlier_version_is_read_and_sealed_on_rotation() -
     assert migrated is not None and KEY not in str(migrated)
     assert open_document(migrated, box) == clear
     assert redacted_document(clear)["collector"]["destination"]["key"] == "pets…"
+
+
+def test_a_workflows_model_keys_are_sealed_opened_redacted_and_resealed() -> None:
+    model = {"operator": "model", "protocol": "clarifai", "url": "http://127.0.0.1:1", "model_id": "m"}
+    nested = {"operator": "any", "nodes": [model | {"key": "second-model-key-0002"}]}
+    workflow = {"kind": "workflow", "workflow": {"id": "w", "nodes": [model | {"key": KEY}, nested]}}
+    old, new = generate_secret(), generate_secret()
+    sealed = seal_document(workflow, SecretBox([old]))
+    assert KEY not in str(sealed) and "second-model-key" not in str(sealed)
+    assert sealed["workflow"]["nodes"][1]["nodes"][0]["sealed_key"]
+    assert open_document(sealed, SecretBox([old])) == workflow
+    rotated = resealed(sealed, SecretBox([new, old]))
+    assert rotated is not None and open_document(rotated, SecretBox([new])) == workflow
+    assert redacted_document(workflow)["workflow"]["nodes"][0]["key"] == "pets…"
+    keyless, problem = opened_or_keyless(sealed, SecretBox([new]))
+    assert problem is not None and problem.startswith("cannot call its model")
+    assert keyless["workflow"]["nodes"][0]["key"] == "" and "sealed_key" not in str(keyless)
 
 
 def test_workflows_and_keyless_documents_are_left_alone() -> None:
@@ -147,3 +169,35 @@ def test_logs_and_tracebacks_redact_every_opened_key(caplog: pytest.LogCaptureFi
     assert clear not in caplog.text
     assert "reda…" in caplog.text
     assert KEY_REDACTION.scrub(f"x{clear}y") == "xreda…y"
+
+
+async def test_a_worker_calls_a_model_with_the_key_it_opened() -> None:
+    """The stored documents as workers read them: the model node of a sealed workflow asks with the clear key."""
+    box = SecretBox([generate_secret()])
+    model = {"operator": "model", "protocol": "clarifai", "url": "http://127.0.0.1:1", "model_id": "m", "key": KEY}
+    stamps = {"created_at": "2026-12-07T00:00:00Z", "modified_at": "2026-12-07T00:00:00Z"}
+    workflow = {"kind": "workflow", "user_id": "ann", "app_id": "pets", "workflow": {"id": "w", "nodes": [model]}}
+    collector = collector_document("destination-key-0003")
+    collector["collector"] |= {
+        "source": {"model_user_id": "clarifai", "model_app_id": "main", "model_id": "general-image-recognition"},
+        "post_queue_workflow_id": "w",
+    }
+    collector["collector"]["destination"] |= {"user_id": "ann", "app_id": "pets"}
+    state = {"w": seal_document(workflow | stamps, box), "c": seal_document(collector | stamps, box)}
+    [compiled], errors = compile_stored(state, box)
+    assert errors == {}
+
+    asked: list[str | None] = []
+
+    class Recorder:
+        async def predict(self, spec: ModelSpec, input_id: str, item: ModelInput) -> ModelAnswer:
+            asked.append(spec.key)
+            return ModelAnswer(concepts=[])
+
+    original = {"id": "e1", "output": {"input": {"id": "i1", "data": {"text": {"raw": "hi"}}}, "data": {}}}
+    record = {"collector_id": compiled.id, "event_id": "e1", "input": {"id": "x", "data": {}}, "original": original}
+    assert await after_queue_passes(compiled, record, Ledger(), {}, Recorder())
+    assert asked == [KEY]
+
+    _, errors = compile_stored(state, SecretBox([generate_secret()]))  # a secret that opens nothing
+    assert "cannot call its model" in errors["w"]

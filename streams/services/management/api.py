@@ -36,9 +36,11 @@ from streams.core.secrets import (
     KEY_REDACTION,
     SecretBox,
     Undecryptable,
+    key_holders,
     load_box,
     opened_or_keyless,
     redact,
+    redacted_document,
     resealed,
     same_key,
     seal_document,
@@ -132,12 +134,24 @@ def clear_document(stored: StoredCollector | StoredWorkflow) -> dict[str, Any]:
 
 
 def workflow_view(stored: StoredWorkflow) -> dict[str, Any]:
-    """A workflow as responses show it: its fields and timestamps."""
-    return {
-        **stored.workflow.model_dump(mode="json"),
-        "created_at": stored.created_at,
-        "modified_at": stored.modified_at,
-    }
+    """A workflow as responses show it: its fields (model keys redacted) and timestamps."""
+    view = redacted_document({"kind": "workflow", "workflow": stored.workflow.model_dump(mode="json")})
+    return {**view["workflow"], "created_at": stored.created_at, "modified_at": stored.modified_at}
+
+
+def _keep_model_keys(workflow: Workflow, previous: StoredWorkflow | None) -> Workflow:
+    """A workflow sent back as responses show it keeps its model keys: a node whose key is the redacted form of
+    the stored node's key (same place in the workflow) gets the stored key."""
+    if previous is None:
+        return workflow
+    document = {"kind": "workflow", "workflow": workflow.model_dump(mode="json")}
+    stored = {"kind": "workflow", "workflow": previous.workflow.model_dump(mode="json")}
+    changed = False
+    for node, old in zip(key_holders(document), key_holders(stored), strict=False):
+        key, kept = node.get("key"), old.get("key")
+        if isinstance(key, str) and isinstance(kept, str) and key != kept and key == redact(kept):
+            node["key"], changed = kept, True
+    return Workflow.model_validate(document["workflow"]) if changed else workflow
 
 
 def _same_content(old: StoredCollector | StoredWorkflow, new: StoredCollector | StoredWorkflow) -> bool:
@@ -224,7 +238,9 @@ class Catalog:
     def _opened(self, document: dict[str, Any]) -> dict[str, Any]:
         """A stored document with its key opened; keyless, with why as its last error, when no secret opens it."""
         opened, problem = opened_or_keyless(document, self.box)
-        return opened if problem is None else {**opened, "last_error": problem}
+        if problem is None or opened.get("kind") == "workflow":  # a workflow shows no error; its collectors do
+            return opened
+        return {**opened, "last_error": problem}
 
     def sealed(self, key: str) -> bool:
         """Whether the stored record under ``key`` needs no sealing (sealed with the newest secret, or keyless)."""
@@ -574,11 +590,6 @@ def _host_access(nodes: Sequence[Any], where: str) -> str | None:
             return f"{here}: `python` operators are not accepted through the API; configure them in a worker's file"
         if node.get("operator") == "concept_map" and isinstance(node.get("graph"), str):
             return f"{here}.graph: give the knowledge graph inline (a list of relations), not a file path"
-        if node.get("operator") == "model" and node.get("key") is not None:
-            return (
-                f"{here}.key: the control topic would hold it in clear; give `key_env`, a variable set on the"
-                " workers, instead"
-            )
     return None
 
 
@@ -776,9 +787,16 @@ async def _write_workflows(request: web.Request, *, overwrite: bool) -> web.Resp
     async with catalog.lock(user_id, app_id):
         existing = catalog.workflows(user_id, app_id)
         _check_presence("workflow", _raw_ids(raw_items), existing, user_id, app_id, overwrite=overwrite)
-        parsed = [_parse_workflow(raw, f"workflows[{index}]") for index, raw in enumerate(raw_items)]
+        parsed = [
+            _keep_model_keys(_parse_workflow(raw, f"workflows[{index}]"), existing.get(str(raw.get("id"))))
+            for index, raw in enumerate(raw_items)
+        ]
         _check_unique("workflows", [workflow.id for workflow in parsed])
         _check_model_urls(request, raw_items)
+        for workflow in parsed:
+            for node in key_holders({"kind": "workflow", "workflow": workflow.model_dump(mode="json")}):
+                if isinstance(node.get("key"), str):
+                    KEY_REDACTION.remember(node["key"])
         if overwrite:
             merged = {wid: stored.workflow for wid, stored in existing.items()} | {w.id: w for w in parsed}
             for cid, user in _users_of(catalog.collectors(user_id, app_id), {w.id for w in parsed}).items():

@@ -1,8 +1,8 @@
 """What a document would change in an app: for ``apply --dry-run`` and ``diff``.
 
 Items are compared as the API shows them, without their timestamps and last error. Keys are never shown
-back by the API, so a collector's key is compared redacted (its first characters): a different key with
-the same first characters is not seen as a change, and is overwritten anyway by ``apply``.
+back by the API, so a collector's key (and a model node's) is compared redacted (its first characters): a
+different key with the same first characters is not seen as a change, and is overwritten anyway by ``apply``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from schemas.collectors import Collector
-from streams.core.secrets import redact
+from streams.core.secrets import redact, redacted_document
 from streams.services.management.spelling import project_fields
 
 VIEW_ONLY_FIELDS = ("created_at", "modified_at", "last_error")
@@ -59,6 +59,9 @@ def shown(item: dict[str, Any]) -> dict[str, Any]:
 def _wanted(body: dict[str, Any], live: dict[str, Any] | None) -> dict[str, Any]:
     """A document's item as the API would show it once written."""
     wanted = shown(body)
+    if "nodes" in wanted:  # a workflow: its model keys as the API shows them
+        shown_workflow: dict[str, Any] = redacted_document({"kind": "workflow", "workflow": wanted})["workflow"]
+        return shown_workflow
     destination = wanted.get("destination")
     if isinstance(destination, dict):
         clear = destination.get("key")
