@@ -12,7 +12,7 @@ from schemas.collectors import Workflow
 from schemas.management import StoredCollector, StoredWorkflow
 from streams.core.allowlist import AllowedDestinations
 from streams.core.routing import CompiledCollector, CompiledWorkflows, compile_collector
-from streams.core.secrets import SecretBox, opened_or_keyless
+from streams.core.secrets import SecretBox, key_holders, opened_or_keyless
 from streams.core.workflows import WorkflowError
 
 
@@ -21,10 +21,10 @@ def compile_stored(
 ) -> tuple[list[CompiledCollector], dict[str, str]]:
     """The stored collectors compiled, and an error message for each one that cannot run.
 
-    Keys are opened with ``box`` (a workflow whose model key no secret opens is left out: the collectors using it
-    cannot run, and say why). A collector whose key no secret opens, or whose destination is not
-    ``allowed`` (None: any), is blocked with that reason as its last error: it still selects, posts nothing,
-    and what it queues waits in the dead-letter topic, replayable, as for a revoked key.
+    Keys are opened with ``box``. A workflow whose model key no secret opens, or whose model is not ``allowed``,
+    is left out: the collectors using it cannot run, and say why. A collector whose key no secret opens, or
+    whose destination is not ``allowed`` (None: any), is blocked with that reason as its last error: it still
+    selects, posts nothing, and what it queues waits in the dead-letter topic, replayable, as for a revoked key.
     """
     workflows: defaultdict[tuple[str, str], dict[str, Workflow]] = defaultdict(dict)
     collectors: list[tuple[StoredCollector, str | None]] = []
@@ -33,6 +33,7 @@ def compile_stored(
         try:
             if document.get("kind") == "workflow":
                 opened, problem = opened_or_keyless(document, box)
+                problem = problem or _model_not_allowed(opened, allowed)
                 if problem is not None:  # its collectors cannot run without it: each says so
                     errors[key] = f"workflow {key}: {problem}"
                     continue
@@ -58,6 +59,18 @@ def compile_stored(
         problem = sealed_problem or (allowed.problem(spec.destination.base_url) if allowed is not None else None)
         compiled.append(collector.with_error(stored.last_error) if problem is None else collector.blocked_by(problem))
     return compiled, errors
+
+
+def _model_not_allowed(document: dict[str, Any], allowed: AllowedDestinations | None) -> str | None:
+    """Why a workflow's model nodes may not be called (a URL off the allow-list), or None."""
+    if allowed is None:
+        return None
+    for node in key_holders(document):
+        url = node.get("url")
+        problem = allowed.problem(url if "://" in url else f"http://{url}") if isinstance(url, str) else None
+        if problem is not None:
+            return f"cannot call its model: {problem.replace('destination', 'model', 1)}"
+    return None
 
 
 def _open_collector(document: dict[str, Any], box: SecretBox) -> tuple[StoredCollector, str | None]:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from streams.core.allowlist import AllowedDestinations
 from streams.core.ledger import Ledger
 from streams.core.models import ModelAnswer, ModelInput, ModelSpec
 from streams.core.registry import compile_stored
@@ -201,3 +202,17 @@ async def test_a_worker_calls_a_model_with_the_key_it_opened() -> None:
 
     _, errors = compile_stored(state, SecretBox([generate_secret()]))  # a secret that opens nothing
     assert "cannot call its model" in errors["w"]
+
+
+def test_a_worker_does_not_call_a_model_off_the_allow_list() -> None:
+    """A workflow written to the control topic behind the API's back, with a model off the allow-list, does not
+    run on workers that have one."""
+    box = SecretBox([generate_secret()])
+    model = {"operator": "model", "protocol": "open_inference", "url": "http://elsewhere:8000", "model_id": "m"}
+    stamps = {"created_at": "2026-12-07T00:00:00Z", "modified_at": "2026-12-07T00:00:00Z"}
+    workflow = {"kind": "workflow", "user_id": "ann", "app_id": "pets", "workflow": {"id": "w", "nodes": [model]}}
+    _, errors = compile_stored(
+        {"w": workflow | stamps}, box, AllowedDestinations(["http://127.0.0.1:8080"], option="--allowed-destination")
+    )
+    assert "cannot call its model: model http://elsewhere:8000 is not an allowed destination" in errors["w"]
+    assert compile_stored({"w": workflow | stamps}, box, None)[1] == {}
