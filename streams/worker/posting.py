@@ -42,21 +42,40 @@ SAVE_EVERY_S = 0.25  # ledgers are saved (and their records acknowledged) at mos
 
 @dataclass(slots=True)
 class Held:
-    """One queue record waiting for its outcome."""
+    """One queue record waiting for its outcome.
+
+    Its JSON is decoded when it is first judged or posted, not when it is read: while a destination or a model
+    is down, thousands of records are held, and each then costs its bytes rather than a tree of dicts (the
+    records of a collector with steps after the queue carry the original input too).
+    """
 
     event: Any  # the Faust event, acknowledged once the outcome is counted
     partition: int
     offset: int
-    record: dict[str, Any]
     collector_id: str
-    input_id: str
+    decoded: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, event: Any) -> Held:
-        """The record of a queue topic's event, decoded."""
+        """The record of a queue topic's event (keyed by its collector's id)."""
         message = event.message
-        record = orjson.loads(message.value or b"{}")
-        return cls(event, message.partition, message.offset, record, record["collector_id"], record["input"]["id"])
+        key: bytes | None = message.key
+        held = cls(event, message.partition, message.offset, key.decode() if key else "")
+        if not key:  # not written by a worker: the id is in the record
+            held.collector_id = held.record["collector_id"]
+        return held
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """The queue record, decoded once."""
+        if self.decoded is None:
+            self.decoded = orjson.loads(self.event.message.value or b"{}")
+        return self.decoded
+
+    @property
+    def input_id(self) -> str:
+        input_id: str = self.record["input"]["id"]
+        return input_id
 
 
 class Posting:
