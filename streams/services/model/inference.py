@@ -15,7 +15,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from streams.services.model.outputs import member
-from streams.services.model.predict import EMBEDDING_DIMENSIONS, LABELS, MODEL_VERSION_ID, predict_bytes, predict_text
+from streams.services.model.predict import (
+    EMBEDDING_DIMENSIONS,
+    LABELS,
+    MODEL_VERSION_ID,
+    predict_bytes,
+    predict_text,
+    predict_texts,
+)
 
 INPUT_NAME = "INPUT"
 PROBABILITIES = "PROBABILITIES"
@@ -86,7 +93,11 @@ def infer(name: str, version: str | None, body: Any) -> dict[str, Any]:
     if not isinstance(tensor, dict):
         raise InferenceError("the input tensor must be an object")
     content_type = member(tensor, "parameters").get("content_type")
-    rows = [_predict(element, content_type) for element in _elements(tensor)]
+    elements = _elements(tensor)
+    if content_type == "str" and all(isinstance(element, str) for element in elements):  # texts: one batch
+        rows = [(prediction.probabilities(), prediction.embedding) for prediction in predict_texts(elements)]
+    else:
+        rows = [_predict(element, content_type) for element in elements]
     produced = {
         PROBABILITIES: {
             "name": PROBABILITIES,

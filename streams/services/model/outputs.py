@@ -23,6 +23,7 @@ from streams.services.model.predict import (
     content_id,
     predict_image,
     predict_text,
+    predict_texts,
 )
 from streams.services.outputs_api import FAILURE, MIXED_STATUS, SUCCESS
 
@@ -111,10 +112,23 @@ def _output_config(body: Mapping[str, Any]) -> tuple[int, float]:
     return int(max_concepts), float(min_value)
 
 
+def _inline_text(raw: Any) -> str | None:
+    """The input's ``data.text.raw`` when it has no image (such inputs are predicted as one batch)."""
+    data = member(raw, "data")
+    text = member(data, "text").get("raw")
+    return text if isinstance(text, str) and not member(data, "image") else None
+
+
 async def _output(
-    index: int, raw: Any, target: Target, fetch: Fetch, config: tuple[int, float]
+    index: int,
+    raw: Any,
+    target: Target,
+    fetch: Fetch,
+    config: tuple[int, float],
+    predicted: Prediction | None = None,
 ) -> tuple[bool, dict[str, Any]]:
-    """One output (and whether it succeeded) for the request's ``index``-th input."""
+    """One output (and whether it succeeded) for the request's ``index``-th input (``predicted``: its prediction,
+    made with the batch's other texts)."""
     data = member(raw, "data")
     input_id = (raw.get("id") if isinstance(raw, dict) else None) or content_id(
         orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
@@ -132,7 +146,7 @@ async def _output(
         "input": {"id": input_id, "data": data},
     }
     try:
-        prediction = await _predict_input(data, fetch)
+        prediction = predicted if predicted is not None else await _predict_input(data, fetch)
     except (UnreadableInput, ValueError) as exc:
         output["status"] = status(INPUT_INVALID_ARGUMENT, "Invalid input argument", f"inputs[{index}]: {exc}")
         return False, output
@@ -160,7 +174,13 @@ async def post_model_outputs(
         await asyncio.sleep(service.latency_s)
     target = target_of(body, path, service)
     config = _output_config(body)
-    results = await asyncio.gather(*(_output(i, raw, target, fetch, config) for i, raw in enumerate(inputs)))
+    texts = {i: text for i, raw in enumerate(inputs) if (text := _inline_text(raw)) is not None}
+    predicted = dict(zip(texts, predict_texts(list(texts.values())), strict=True))
+    outputs_of = [_output(i, raw, target, fetch, config, predicted.get(i)) for i, raw in enumerate(inputs)]
+    if len(predicted) == len(inputs):  # nothing to fetch: no task per input
+        results = [await output for output in outputs_of]
+    else:
+        results = await asyncio.gather(*outputs_of)
     succeeded = sum(1 for ok, _ in results if ok)
     outputs = [output for _, output in results]
     if succeeded == len(outputs):

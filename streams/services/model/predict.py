@@ -9,10 +9,12 @@ and nothing is downloaded; the projection matrices come from a fixed seed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,6 +53,10 @@ _KEYWORD_LISTS = {
 }
 KEYWORDS = {label: frozenset(words.split()) for label, words in _KEYWORD_LISTS.items()}
 TEXT_LABELS = (*KEYWORDS, "question")
+_LABELS_OF_WORD: dict[str, tuple[str, ...]] = {}
+for _label, _words in KEYWORDS.items():
+    for _word in _words:
+        _LABELS_OF_WORD[_word] = (*_LABELS_OF_WORD.get(_word, ()), _label)
 
 LABELS = IMAGE_LABELS + TEXT_LABELS
 """Every concept the model can predict, in the order of its class-probability tensor."""
@@ -164,19 +170,52 @@ def predict_image(data: bytes) -> Prediction:
     return Prediction(scores, _embed(features, _IMAGE_PROJECTION))
 
 
+_HIT_SCORES = [_clip(hits / (hits + 1.0)) for hits in range(256)]
+"""A label's score for its keyword count."""
+
+
+@functools.lru_cache(maxsize=65_536)
+def _bucket(word: str) -> int:
+    return int.from_bytes(hashlib.blake2b(word.encode(), digest_size=4).digest(), "big") % _TEXT_BUCKETS
+
+
+def _text_scores(text: str, words: list[str]) -> dict[str, float]:
+    hits = dict.fromkeys(KEYWORDS, 0)
+    for word in words:
+        for label in _LABELS_OF_WORD.get(word, ()):
+            hits[label] += 1
+    scores = {
+        label: _HIT_SCORES[count] if count < len(_HIT_SCORES) else _clip(count / (count + 1.0))
+        for label, count in hits.items()
+    }
+    scores["question"] = 0.9 if "?" in text else 0.0
+    return scores
+
+
+def predict_texts(texts: Sequence[str]) -> list[Prediction]:
+    """Concepts (topics and tone by keyword, questions) and embeddings (hashed words) of texts, the embeddings
+    computed for the whole batch at once (each the same as the text's alone)."""
+    words_of = [_WORD.findall(text.lower()) for text in texts]
+    buckets = [_bucket(word) for words in words_of for word in words]
+    vectors = np.zeros((len(texts), EMBEDDING_DIMENSIONS))
+    if buckets:
+        lengths = np.array([len(words) for words in words_of])
+        rows = _TEXT_PROJECTION[np.array(buckets)]
+        worded = lengths > 0
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))[worded]
+        vectors[worded] = np.add.reduceat(rows, starts, axis=0)
+    norms = np.linalg.norm(vectors, axis=1)
+    units = np.divide(vectors, norms[:, None], out=np.zeros_like(vectors), where=norms[:, None] > 0.0)
+    embeddings: list[list[float]] = units.round(6).tolist()
+    return [
+        Prediction(_text_scores(text, words), embedding)
+        for text, words, embedding in zip(texts, words_of, embeddings, strict=True)
+    ]
+
+
 def predict_text(text: str) -> Prediction:
     """Concepts (topics and tone by keyword, questions) and embedding (hashed words) of a text."""
-    words = _WORD.findall(text.lower())
-    scores: dict[str, float] = {}
-    for label, keywords in KEYWORDS.items():
-        hits = sum(1 for word in words if word in keywords)
-        scores[label] = _clip(hits / (hits + 1.0))
-    scores["question"] = 0.9 if "?" in text else 0.0
-    features = np.zeros(_TEXT_BUCKETS)
-    for word in words:
-        bucket = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=4).digest(), "big") % _TEXT_BUCKETS
-        features[bucket] += 1.0
-    return Prediction(scores, _embed(features, _TEXT_PROJECTION))
+    return predict_texts([text])[0]
 
 
 def predict_bytes(data: bytes) -> Prediction:
