@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal, Protocol
 
 Kind = Literal["image", "text"]
@@ -41,6 +41,14 @@ class ModelSpec:
     wait: bool = True
     max_concepts: int = 200
     min_value: float = 0.0
+    _hash: int = field(init=False, compare=False, repr=False, default=0)
+
+    def __post_init__(self) -> None:
+        # Hashed once: every call of every input looks its model up by it (a dataclass hashes all its fields).
+        object.__setattr__(self, "_hash", hash(tuple(getattr(self, f.name) for f in fields(self) if f.compare)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @property
     def name(self) -> str:
