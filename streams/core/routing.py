@@ -145,6 +145,8 @@ class CollectorIndex:
             model: (watching, all(c.version_id is None and c.caller_id is None for c in watching))
             for model, watching in by_model.items()
         }
+        self.calls_models = any(c.after_queue.calls_model for c in self._by_id.values())
+        """Whether a step after the queue of any collector calls a model."""
 
     def __len__(self) -> int:
         return len(self._by_id)

@@ -2,7 +2,8 @@
 
 Records of many collectors arrive mixed; one request carries up to 128 inputs to one destination app with one
 key, so records are held per destination (:class:`~streams.delivery.batching.Batcher`) until a batch is full
-or has lingered, and up to ``post_concurrency`` requests are in flight while reading goes on. Each record's
+or has lingered, and up to ``post_concurrency`` requests are in flight while reading goes on (and, when a step
+after the queue calls a model, as many batches more are judged meanwhile: model calls overlap posts). Each record's
 outcome (posted, duplicate, dead-lettered, dropped, filtered after the queue) is counted in its partition's
 ledger once; the record is acknowledged after that ledger is saved, so an offset is committed only after its
 record's outcome is known and counted. Held records are not acknowledged: after a crash or a rebalance they
@@ -96,8 +97,10 @@ class Posting:
             )
         )
         self.in_flight: set[asyncio.Task[None]] = set()
-        self.requests: set[asyncio.Future[Any]] = set()  # the HTTP exchanges of the tasks in flight
+        self.post_slots = asyncio.Semaphore(self.concurrency)  # HTTP requests to destinations at once
+        self.requests: set[asyncio.Future[Any]] = set()  # the model calls and HTTP exchanges of the tasks in flight
         self.abandoned = 0  # records whose request a rebalance cancelled (read again after it)
+        self.abandons = 0  # rebalances begun
         self.finished: list[Any] = []  # events whose outcome is counted, acknowledged after the next save
         self.state_writes = StateWrites(runtime.tables["state"])  # memory of stateful steps, saved likewise
         self.saved_at = 0.0
@@ -127,7 +130,7 @@ class Posting:
         """How long the next read may wait for events: until a batch is due while a request can start, or
         counted records are to be saved (a finishing request sets ``wake``)."""
         now = time.monotonic()
-        waits = [self.batcher.next_due_in(now)] if len(self.in_flight) < self.concurrency else []
+        waits = [self.batcher.next_due_in(now)] if len(self.in_flight) < self._task_limit() else []
         if self.finished:
             waits.append(max(0.0, self.saved_at + SAVE_EVERY_S - now))
         known = [wait for wait in waits if wait is not None]
@@ -150,7 +153,7 @@ class Posting:
         than ``max_held`` records are held, the queue's partitions are not fetched: the queue waits in Kafka.
         The agent still reads what was fetched before (so Faust's drain loop, which the selecting agent
         shares, never waits on this agent's buffer): at most ``max_held`` plus one fetch and one buffer."""
-        while (free := self.concurrency - len(self._collect())) > 0:
+        while (free := self._task_limit() - len(self._collect())) > 0:
             batches = self.batcher.due(now, limit=free)
             if not batches:
                 break
@@ -182,6 +185,11 @@ class Posting:
                 ", the queue waits in Kafka" if self.backpressure else "",
             )
 
+    def _task_limit(self) -> int:
+        """Tasks in flight at most: ``post_concurrency``, twice that when a collector's steps after the queue
+        call a model (a batch waiting on its model does not hold up the posts of batches judged already)."""
+        return self.concurrency * 2 if self.runtime.index.calls_models else self.concurrency
+
     def _calls_model(self, items: list[Held]) -> bool:
         """Whether a step after the queue of one of these records' collectors calls a model."""
         index = self.runtime.index
@@ -190,9 +198,30 @@ class Posting:
         )
 
     async def _judge_and_post(self, key: DestinationKey, items: list[Held], now: float) -> None:
-        survivors = await self._judge(key, items, now)
+        judging = asyncio.ensure_future(self._judge(key, items, now))
+        if not await self._outlives_rebalance(judging, items):  # a model down must not hold up a rebalance
+            return
+        survivors = judging.result()
         if survivors:
             await self._post(key, survivors)
+
+    async def _outlives_rebalance(self, work: asyncio.Future[Any], items: list[Held]) -> bool:
+        """Wait for ``work``; False when a rebalance cancelled it (:meth:`abandon`): its records are read
+        again after the rebalance, by whoever holds their partitions."""
+        self.requests.add(work)
+        try:
+            await asyncio.wait([work])
+        finally:
+            self.requests.discard(work)
+            work.cancel()  # when this task is cancelled (the worker stops) before the work ended
+        if work.cancelled():
+            self._abandoned(items)
+            return False
+        return True
+
+    def _abandoned(self, items: list[Held]) -> None:
+        self.reader.untrack(held.event for held in items)
+        self.abandoned += len(items)
 
     async def _judge(self, key: DestinationKey, items: list[Held], now: float) -> list[Held]:
         """The records of a due batch that go out in it: the steps after the queue run here, in order, or, when a
@@ -255,26 +284,23 @@ class Posting:
                     return False
             return True
 
-        request = asyncio.ensure_future(
-            self.runtime.poster.post_inputs(
-                base_url,
-                user_id,
-                app_id,
-                api_key,
-                [held.record["input"] for held in by_id.values()],
-                still_wanted=still_wanted,
+        abandons = self.abandons
+        async with self.post_slots:
+            if self.abandons != abandons:  # a rebalance began while this waited for a slot
+                self._abandoned(items)
+                return
+            request = asyncio.ensure_future(
+                self.runtime.poster.post_inputs(
+                    base_url,
+                    user_id,
+                    app_id,
+                    api_key,
+                    [held.record["input"] for held in by_id.values()],
+                    still_wanted=still_wanted,
+                )
             )
-        )
-        self.requests.add(request)
-        try:
-            await asyncio.wait([request])
-        finally:
-            self.requests.discard(request)
-            request.cancel()  # when this task is cancelled (the worker stops) before the request ended
-        if request.cancelled():  # a rebalance began (:meth:`abandon`): read again after it, by whoever holds it
-            self.reader.untrack(held.event for held in items)
-            self.abandoned += len(items)
-            return
+            if not await self._outlives_rebalance(request, items):
+                return
         try:
             result = request.result()
         except Withdrawn:  # a collector was deleted, paused or re-keyed meanwhile: judge each record again
@@ -393,7 +419,9 @@ class Posting:
         Their records are not counted nor acknowledged here: whoever holds their partitions after the
         rebalance reads them again from the committed offset and posts them again. Input ids make that
         harmless: what the cancelled request stored comes back as a duplicate, counted once. Records whose
-        outcome is counted already are saved and acknowledged as usual (the rebalance waits for those)."""
+        outcome is counted already are saved and acknowledged as usual (the rebalance waits for those). Batches
+        waiting on a model are abandoned likewise: a model that is down does not hold up the group."""
+        self.abandons += 1
         for request in self.requests:
             request.cancel()
 
