@@ -1,8 +1,9 @@
 """Cosine distances between embeddings, and a bounded memory of embeddings kept in operator state.
 
 Memory layout in ``Candidate.state`` (a Faust table in the worker): ``<prefix>|meta`` holds
-``{"dim": D, "count": C, "next": I}`` and ``<prefix>|<chunk>`` holds up to :data:`CHUNK` vectors as base64 of
-little-endian float32 (unit length), so keeping one embedding rewrites one chunk, not the whole memory.
+``{"dim": D, "count": C, "next": I}``, ``<prefix>|<chunk>`` holds up to :data:`CHUNK` vectors as base64 of
+little-endian float32 (unit length), so keeping one embedding rewrites one chunk, not the whole memory, and
+``<prefix>|<chunk>|ids`` the ids of the inputs they came from, row for row (a redelivered input is known).
 Decoded chunks are cached by the identity of the stored value: a value recovered or written elsewhere is
 decoded again.
 """
@@ -68,15 +69,29 @@ class EmbeddingMemory:
         chunks = (meta["count"] + CHUNK - 1) // CHUNK
         return min(nearest_distance(vector, self._chunk(state, f"{prefix}|{i}", meta["dim"])) for i in range(chunks))
 
-    def remember(self, state: MutableMapping[str, Any], prefix: str, vector: Vector) -> None:
-        """Keep ``vector``, forgetting the oldest beyond ``size``."""
+    def remembers(self, state: MutableMapping[str, Any], prefix: str, ident: str) -> bool:
+        """Whether the embedding of input ``ident`` is remembered."""
+        meta = self._meta(state, prefix)
+        for chunk in range((meta["count"] + CHUNK - 1) // CHUNK):
+            ids = state.get(f"{prefix}|{chunk}|ids")
+            if isinstance(ids, list) and ident in ids:
+                return True
+        return False
+
+    def remember(self, state: MutableMapping[str, Any], prefix: str, vector: Vector, ident: str) -> None:
+        """Keep ``vector``, the embedding of input ``ident``, forgetting the oldest beyond ``size``."""
         meta = self._meta(state, prefix)
         if meta["dim"] != vector.size:
             meta = {"dim": int(vector.size), "count": 0, "next": 0}
         slot = meta["next"]
         chunk, row = divmod(slot, CHUNK)
         key = f"{prefix}|{chunk}"
-        rows = self._chunk(state, key, meta["dim"]) if meta["count"] > chunk * CHUNK else np.zeros((0, vector.size))
+        kept = meta["count"] > chunk * CHUNK
+        stored_ids = state.get(f"{key}|ids") if kept else None
+        ids = list(stored_ids) if isinstance(stored_ids, list) else []
+        ids = [*ids[:row], ident, *ids[row + 1 :]] if row < len(ids) else [*ids, *[""] * (row - len(ids)), ident]
+        state[f"{key}|ids"] = ids
+        rows = self._chunk(state, key, meta["dim"]) if kept else np.zeros((0, vector.size))
         matrix = np.array(rows, dtype=np.float32)
         if row < matrix.shape[0]:
             matrix[row] = vector

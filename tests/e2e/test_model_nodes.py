@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from streams.core.ids import input_id
-from streams.tools.localstack import free_port, start_model, wait_settled, worker_stats
+from streams.tools.localstack import Service, free_port, get_json, start_model, wait_settled, worker_stats
 from tests.conftest import write_config
 from tests.models.support import text_event
 
@@ -74,6 +74,46 @@ async def test_a_down_model_makes_inputs_wait_then_all_are_delivered_once(
     assert funnel["queued"] == funnel["posted"] == len(lines) and settled["totals"]["posted"] == len(lines)
     labels = {c["id"] for item in destination.inputs("ann", "notes") for c in item.data.get("concepts", [])}
     assert "animal" in labels and "positive" in labels, "the model's concepts became the labels"
+
+
+async def test_a_worker_joining_while_the_model_is_down_is_not_held_up(
+    tmp_path: Path, topic_factory, producer_factory, destination_factory, worker_factory
+) -> None:
+    """Batches waiting on a down model are abandoned when a rebalance begins (read again after it), as requests
+    to a slow destination are: the group does not wait for the model."""
+    destination = destination_factory()
+    key = destination.add_app("ann", "notes")
+    port = free_port()
+    config = write_config(tmp_path / "c.yaml", _document(destination.url, f"http://127.0.0.1:{port}", []))
+    predictions = await topic_factory("predictions", partitions=2)
+    lines = [_event(f"e{i}", f"a great dog number {i}") for i in range(300)]
+    await producer_factory(predictions, lines)
+    env = {"TEST_NOTES_KEY": key, "COLLECTORS_PARTITIONS": "2"}
+    first = worker_factory(config, env=env)
+    deadline = time.monotonic() + 60
+    while not worker_stats(first, funnels=False)["models"]["waiting"]:  # its batches wait on the model
+        assert time.monotonic() < deadline, "no input waited on the model"
+        time.sleep(0.5)
+
+    second = worker_factory(config, env=env)
+    joined_by = time.monotonic() + 45
+    while not all(_holds(worker, 2) for worker in (first, second)):  # 2 partitions each: predictions, queue
+        assert time.monotonic() < joined_by, "the rebalance waited on the model"
+        time.sleep(0.5)
+    assert worker_stats(first, funnels=False)["totals"].get("posted", 0) == 0
+
+    model = start_model(log=tmp_path / "model.log", port=port)
+    try:
+        wait_settled([first, second], events=len(lines), timeout_s=180)
+    finally:
+        model.stop()
+    stored = destination.input_ids("ann", "notes")
+    assert sorted(stored) == sorted(input_id(CID, f"e{i}") for i in range(len(lines))), "each input exactly once"
+
+
+def _holds(worker: Service, partitions: int) -> bool:
+    state = get_json(f"{worker.url}/collectors/group/")
+    return bool(state["partitions"] == partitions and not state["rebalancing"])
 
 
 async def test_novelty_remembers_across_a_worker_restart(

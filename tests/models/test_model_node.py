@@ -122,6 +122,19 @@ async def test_novelty_keeps_far_inputs_and_drops_near_ones(model_service: Runni
     assert ledger.collectors["me/pets/c"]["post_out:w/1:novelty_above"] == 2
 
 
+async def test_novelty_passes_an_event_read_again(model_service: RunningModel, gateway: ModelGateway) -> None:
+    """After a crash or a rebalance an event that passed is judged again: it meets its own embedding, and
+    passes; another event with the same text does not."""
+    compiled = collector(
+        [node_for("open_inference", model_service), {"operator": "novelty_above", "min_distance": 0.1}]
+    )
+    state: dict[str, Any] = {}
+    await run(compiled, [text_event("a", TEXTS[0])], gateway, state)
+    again, _ = await run(compiled, [text_event("a", TEXTS[0]), text_event("b", TEXTS[0])], gateway, state)
+    assert [r["event_id"] for r in again] == ["a"]
+    assert state["novelty|me/pets/c|w/1:novelty_above|0|ids"] == ["a"]
+
+
 async def test_novelty_memory_is_bounded(model_service: RunningModel, gateway: ModelGateway) -> None:
     compiled = collector(
         [node_for("open_inference", model_service), {"operator": "novelty_above", "min_distance": 0.01, "memory": 2}]

@@ -203,4 +203,4 @@ async def test_near_duplicate_images_and_texts_are_kept_apart() -> None:
     assert await decide(candidate(inline(png()), state))
     assert await decide(candidate(event([], data={"text": {"raw": "hello"}}, event_id="t"), state))
     assert not await decide(candidate(event([], data={"text": {"raw": "other"}}, event_id="t2"), state))
-    assert set(state) == {"near_duplicate|c1|image", "near_duplicate|c1|text"}
+    assert {key for key in state if not key.endswith("|ids")} == {"near_duplicate|c1|image", "near_duplicate|c1|text"}

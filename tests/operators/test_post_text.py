@@ -90,6 +90,17 @@ async def test_near_duplicate_texts() -> None:
     assert await decide(candidate(text_event(text), state, collector="other"))  # memory is per collector
 
 
+async def test_near_duplicate_passes_an_event_read_again() -> None:
+    """After a crash or a rebalance an event that passed is judged again: it meets its own hash, and passes."""
+    decide = compile_async("near_duplicate", max_distance=3)
+    state: dict[str, Any] = {}
+    text = "The quick brown fox jumps over the lazy dog near the river bank on a sunny day"
+    assert await decide(candidate(text_event(text), state))
+    assert await decide(candidate(text_event(text), state)), "the same event again"
+    assert not await decide(candidate(text_event(text, event_id="e2"), state)), "another event, the same text"
+    assert state["near_duplicate|c1|text|ids"] == ["e1"]
+
+
 async def test_near_duplicate_memory_is_bounded() -> None:
     decide = compile_async("near_duplicate", max_distance=0, memory=3)
     state: dict[str, Any] = {}

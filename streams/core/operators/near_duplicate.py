@@ -10,7 +10,8 @@ Rules: an input with an image is judged by its image, else by its inline text; o
 text given only by url), or whose image cannot be loaded or decoded, stops. Texts with no tokens all
 hash to 0. The hash of an input that passes is recorded at once (so a later node or the destination
 may still drop it): ``state["near_duplicate|<collector id>|image"|"text"]`` holds the last ``memory``
-hashes (default 10,000; 16 hex digits each), oldest forgotten first.
+hashes (default 10,000; 16 hex digits each), oldest forgotten first, and ``...|ids`` the ids of their events:
+an event read again (after a crash or a rebalance) passes again rather than meet itself.
 
 Example node (post-queue)::
 
@@ -79,11 +80,14 @@ def build(params: NearDuplicateParams) -> AsyncDecision:
         kind, value = hashed
         # No await from here on: checking and recording are one step, even with events judged concurrently.
         key = f"near_duplicate|{candidate.collector_id}|{kind}"
-        seen = candidate.state.get(key)
+        seen, passed = candidate.state.get(key), candidate.state.get(f"{key}|ids")
         recorded: list[str] = list(seen) if isinstance(seen, list) else []
         if any(distance(value, int(old, 16)) <= params.max_distance for old in recorded):
-            return False
+            # near its own hash when it passed here before (read again after a crash or a rebalance)
+            return isinstance(passed, list) and candidate.event_id in passed
         candidate.state[key] = [*recorded, f"{value:016x}"][-params.memory :]
+        ids = passed if isinstance(passed, list) else []
+        candidate.state[f"{key}|ids"] = [*ids, candidate.event_id][-params.memory :]
         return True
 
     return near_duplicate

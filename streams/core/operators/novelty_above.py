@@ -2,7 +2,8 @@
 
 Diversity sampling on the embedding of the ``model`` node before it: the input passes when the cosine
 distance (1 - cosine similarity, 0 to 2) from its embedding to the nearest of the collector's last ``memory``
-embeddings that passed this node is at least ``min_distance``; its embedding is then remembered at once.
+embeddings that passed this node is at least ``min_distance``; its embedding is then remembered at once, with
+the event's id: an event read again (after a crash or a rebalance) passes again rather than meet itself.
 The memory is per collector and node, in the operator state (a Faust table in the worker: it survives
 restarts and rebalances like ``quota``'s counts), ``memory`` embeddings at most, oldest forgotten first.
 
@@ -40,8 +41,9 @@ def build(params: NoveltyParams, label: str = "novelty_above") -> Decision:
             return False
         prefix = f"novelty|{candidate.collector_id}|{label}"
         if memory.nearest(candidate.state, prefix, vector) < params.min_distance:
-            return False
-        memory.remember(candidate.state, prefix, vector)
+            # near its own embedding when it passed here before (read again after a crash or a rebalance)
+            return memory.remembers(candidate.state, prefix, candidate.event_id)
+        memory.remember(candidate.state, prefix, vector, candidate.event_id)
         return True
 
     return novelty_above
