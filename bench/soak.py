@@ -17,6 +17,7 @@ import asyncio
 import csv
 import json
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -62,6 +63,7 @@ class Sample:
     stats_s: float
     stats_records_read: int
     cli_stats_s: float | None
+    cli_stats_cpu_s: float | None
 
 
 class Producer(threading.Thread):
@@ -81,16 +83,19 @@ class Producer(threading.Thread):
             self.error = exc
 
 
-def _cli_stats_s(bootstrap: str, app_id: str) -> float:
-    """Wall time of ``collectors stats --json``, as an operator runs it."""
-    started = time.monotonic()
+def _cli_stats_s(bootstrap: str, app_id: str) -> tuple[float, float]:
+    """Wall time and CPU time (user and system) of ``collectors stats --json``, as an operator runs it: on a
+    machine the load saturates, the wall time is mostly waiting for a core."""
+    started, before = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(
         [sys.executable, "-m", "streams", "stats", "--json", "--broker", f"kafka://{bootstrap}", "--app-id", app_id],
         check=True,
         capture_output=True,
         timeout=120,
     )
-    return round(time.monotonic() - started, 3)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return round(time.monotonic() - started, 3), round(cpu, 3)
 
 
 class CliTimer(threading.Thread):
@@ -101,7 +106,7 @@ class CliTimer(threading.Thread):
         super().__init__(daemon=True)
         self.bootstrap, self.app_id = bootstrap, app_id
         self.done = threading.Event()
-        self.latest: float | None = None  # taken (and reset) by the next sample
+        self.latest: tuple[float, float] | None = None  # (wall, CPU) taken (and reset) by the next sample
 
         self.failures: list[str] = []  # each failed run's last line of error output
 
@@ -115,12 +120,14 @@ class CliTimer(threading.Thread):
             if self.done.wait(CLI_EVERY_S):
                 return
 
-    def take(self) -> float | None:
+    def take(self) -> tuple[float, float] | None:
         latest, self.latest = self.latest, None
         return latest
 
 
-def _sample(stack: Stack, bootstrap: str, topic: str, app_id: str, *, at: float, cli: float | None) -> Sample:
+def _sample(
+    stack: Stack, bootstrap: str, topic: str, app_id: str, *, at: float, cli: tuple[float, float] | None
+) -> Sample:
     worker = psutil.Process(stack.workers[0].process.pid)
     produced = asyncio.run(loops.topic_size(bootstrap, topic, PARTITIONS))
     ledger = combined_ledger(stack.workers, funnels=False)
@@ -138,7 +145,8 @@ def _sample(stack: Stack, bootstrap: str, topic: str, app_id: str, *, at: float,
         worker_cpu_pct=0.0,  # set by the caller from the CPU time between samples
         stats_s=stats_s,
         stats_records_read=latest.records_read,
-        cli_stats_s=cli,
+        cli_stats_s=cli[0] if cli else None,
+        cli_stats_cpu_s=cli[1] if cli else None,
     )
 
 
@@ -165,9 +173,10 @@ def _plot(path: Path, samples: Sequence[Sample], title: str) -> None:
     axes[1].legend()
     axes[2].plot(minutes, [s.worker_cpu_pct for s in samples])
     axes[2].set_ylabel("worker CPU (% of a core)")
-    cli = [(m, s.cli_stats_s) for m, s in zip(minutes, samples, strict=True) if s.cli_stats_s is not None]
+    cli = [(m, s) for m, s in zip(minutes, samples, strict=True) if s.cli_stats_s is not None]
     axes[3].plot(minutes, [s.stats_s for s in samples], label="latest_ledgers")
-    axes[3].plot([m for m, _ in cli], [v for _, v in cli], "o-", label="collectors stats --json")
+    axes[3].plot([m for m, _ in cli], [s.cli_stats_s for _, s in cli], "o-", label="collectors stats --json")
+    axes[3].plot([m for m, _ in cli], [s.cli_stats_cpu_s for _, s in cli], "x:", label="... its CPU time")
     axes[3].set_ylabel("stats (s)")
     axes[3].set_xlabel("minutes")
     axes[3].legend()
@@ -201,6 +210,8 @@ def summary(samples: Sequence[Sample], minutes: float) -> dict[str, Any]:
         "mean_worker_cpu_pct": _mean([s.worker_cpu_pct for s in samples[1:]]),
         "cli_stats_s_after_1min": after_1min.cli_stats_s if after_1min else None,
         "cli_stats_s_at_end": cli[-1].cli_stats_s if cli else None,
+        "cli_stats_cpu_s_after_1min": after_1min.cli_stats_cpu_s if after_1min else None,
+        "cli_stats_cpu_s_at_end": cli[-1].cli_stats_cpu_s if cli else None,
         "stats_s_max": max((s.stats_s for s in samples), default=None),
         "stats_records_read_max": max((s.stats_records_read for s in samples), default=None),
     }
@@ -267,7 +278,8 @@ def soak(*, rate: float, minutes: float, kafka_port: int, out: Path) -> dict[str
                 samples.append(Sample(**{**asdict(sample), "worker_cpu_pct": cpu_pct}))
                 print(
                     f"{sample.t_s / 60:5.1f} min: read {sample.events_read:,} lag {sample.lag_events:,} "
-                    f"rss {sample.worker_rss_mb} MB cpu {cpu_pct}% stats {sample.stats_s}s cli {sample.cli_stats_s}",
+                    f"rss {sample.worker_rss_mb} MB cpu {cpu_pct}% stats {sample.stats_s}s cli {sample.cli_stats_s}s"
+                    f" (cpu {sample.cli_stats_cpu_s}s)",
                     flush=True,
                 )
             producer.join()
