@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 
 from streams.tools.exits import EXIT_USAGE
 
@@ -41,11 +40,19 @@ def load() -> dict[str, Any]:
     """The stored contexts: ``{"current-context": NAME | None, "contexts": {NAME: {field: value}}}``."""
     path = contexts_file()
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raw = {}
-    except (OSError, yaml.YAMLError) as exc:
+        text = ""
+    except OSError as exc:
         raise ContextError(f"cannot read the contexts in {path}: {exc}") from None
+    raw: Any = {}
+    if text:  # yaml is imported only then: most commands start without a contexts file
+        import yaml
+
+        try:
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ContextError(f"cannot read the contexts in {path}: {exc}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("contexts", {}), dict):
         raise ContextError(f"{path} is not a contexts file; move it away and set the contexts again")
     return {"current-context": raw.get("current-context"), "contexts": dict(raw.get("contexts") or {})}
@@ -57,6 +64,8 @@ def save(document: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     partial = path.with_suffix(".partial")
     descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    import yaml
+
     with os.fdopen(descriptor, "w", encoding="utf-8") as file:
         yaml.safe_dump(document, file, sort_keys=False)
     os.chmod(partial, 0o600)

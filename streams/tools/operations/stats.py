@@ -11,7 +11,6 @@ from streams.core.ledger import Ledger
 from streams.kafka import ledgers
 from streams.kafka.ledgers import LEDGER_TABLES, changelog_topic
 from streams.kafka.reading import KafkaUnreachable
-from streams.tools.localstack import get_json
 from streams.tools.operations.errors import Unreachable
 
 __all__ = ["LEDGER_TABLES", "STATS_PATH", "changelog_topic", "from_changelogs", "from_workers", "latest_ledgers"]
@@ -39,6 +38,8 @@ async def from_changelogs(broker: str, app_id: str) -> tuple[Ledger, list[str]]:
 def from_workers(urls: Sequence[str]) -> Ledger:
     """The workers' ``/collectors/stats/`` ledgers summed: together, workers of one app id hold every
     partition once."""
+    from streams.tools.localstack import get_json  # only here: `collectors stats --broker` starts without it
+
     total = Ledger()
     for url in urls:
         endpoint = url if url.rstrip("/").endswith(STATS_PATH.rstrip("/")) else url.rstrip("/") + STATS_PATH
