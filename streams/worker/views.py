@@ -7,6 +7,7 @@ import dataclasses
 from typing import Any
 
 import faust
+from aiokafka.errors import IllegalStateError
 from faust.web import Request, Response, View
 
 from streams.worker import faust_private
@@ -114,8 +115,12 @@ async def _positions(app: faust.App, runtime: Runtime) -> dict[str, dict[str, in
     for tp in sorted(consumer.assignment()):
         if tp.topic not in watched:
             continue
+        try:
+            position = await consumer.position(tp)
+        except IllegalStateError:  # a rebalance took the partition away meanwhile: it is not ours to show
+            continue
         positions[f"{tp.topic}:{tp.partition}"] = {
-            "position": await consumer.position(tp),
+            "position": position,
             "committed": faust_private.committed_offset(consumer, tp),
             "end": consumer.highwater(tp),
             "paused": tp in paused,
