@@ -4,6 +4,7 @@ nothing twice), and ``novelty_above`` remembers across a worker restart (its mem
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +43,11 @@ def _distinct(i: int) -> str:
     return f"alpha{code} beta{code} gamma{code} delta{code}"
 
 
-async def test_a_down_model_makes_inputs_wait_then_all_are_delivered_once(
-    tmp_path: Path, topic_factory, producer_factory, destination_factory, worker_factory
-) -> None:
+async def _model_down(
+    tmp_path: Path, topic_factory, producer_factory, destination_factory
+) -> tuple[Any, int, list[bytes], Callable[[Any], Service]]:
+    """300 events on 2 partitions for a collector whose model (at the port returned) is not started yet; the
+    destination, the port, the events, and how to start a worker."""
     destination = destination_factory()
     key = destination.add_app("ann", "notes")
     port = free_port()
@@ -52,7 +55,15 @@ async def test_a_down_model_makes_inputs_wait_then_all_are_delivered_once(
     predictions = await topic_factory("predictions", partitions=2)
     lines = [_event(f"e{i}", f"a great dog number {i}") for i in range(300)]
     await producer_factory(predictions, lines)
-    worker = worker_factory(config, env={"TEST_NOTES_KEY": key, "COLLECTORS_PARTITIONS": "2"})
+    env = {"TEST_NOTES_KEY": key, "COLLECTORS_PARTITIONS": "2"}
+    return destination, port, lines, lambda worker_factory: worker_factory(config, env=env)
+
+
+async def test_a_down_model_makes_inputs_wait_then_all_are_delivered_once(
+    tmp_path: Path, topic_factory, producer_factory, destination_factory, worker_factory
+) -> None:
+    destination, port, lines, start = await _model_down(tmp_path, topic_factory, producer_factory, destination_factory)
+    worker = start(worker_factory)
 
     down_until = time.monotonic() + 30
     waited = False
@@ -81,21 +92,14 @@ async def test_a_worker_joining_while_the_model_is_down_is_not_held_up(
 ) -> None:
     """Batches waiting on a down model are abandoned when a rebalance begins (read again after it), as requests
     to a slow destination are: the group does not wait for the model."""
-    destination = destination_factory()
-    key = destination.add_app("ann", "notes")
-    port = free_port()
-    config = write_config(tmp_path / "c.yaml", _document(destination.url, f"http://127.0.0.1:{port}", []))
-    predictions = await topic_factory("predictions", partitions=2)
-    lines = [_event(f"e{i}", f"a great dog number {i}") for i in range(300)]
-    await producer_factory(predictions, lines)
-    env = {"TEST_NOTES_KEY": key, "COLLECTORS_PARTITIONS": "2"}
-    first = worker_factory(config, env=env)
+    destination, port, lines, start = await _model_down(tmp_path, topic_factory, producer_factory, destination_factory)
+    first = start(worker_factory)
     deadline = time.monotonic() + 60
     while not worker_stats(first, funnels=False)["models"]["waiting"]:  # its batches wait on the model
         assert time.monotonic() < deadline, "no input waited on the model"
         time.sleep(0.5)
 
-    second = worker_factory(config, env=env)
+    second = start(worker_factory)
     joined_by = time.monotonic() + 45
     while not all(_holds(worker, 2) for worker in (first, second)):  # 2 partitions each: predictions, queue
         assert time.monotonic() < joined_by, "the rebalance waited on the model"
