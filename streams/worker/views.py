@@ -7,7 +7,7 @@ import dataclasses
 from typing import Any
 
 import faust
-from aiokafka.errors import IllegalStateError
+from aiokafka.errors import KafkaError
 from faust.web import Request, Response, View
 
 from streams.worker import faust_private
@@ -117,12 +117,13 @@ async def _positions(app: faust.App, runtime: Runtime) -> dict[str, dict[str, in
             continue
         try:
             position = await consumer.position(tp)
-        except IllegalStateError:  # a rebalance took the partition away meanwhile: it is not ours to show
-            continue
+            end = consumer.highwater(tp)
+        except (KafkaError, AssertionError):  # a rebalance took the partition away meanwhile: not ours to show
+            continue  # (aiokafka raises IllegalStateError from position(), AssertionError from highwater())
         positions[f"{tp.topic}:{tp.partition}"] = {
             "position": position,
             "committed": faust_private.committed_offset(consumer, tp),
-            "end": consumer.highwater(tp),
+            "end": end,
             "paused": tp in paused,
         }
     return positions
